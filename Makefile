@@ -1,0 +1,49 @@
+# The one entry point. Every target creates or refreshes .venv from requirements.txt when needed.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CUSTOMERS ?= 1000000
+WAREHOUSE ?=
+
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: help install demo test test-fast lint typecheck bench schema clean
+
+help:
+	@echo "make demo        generate sample data, run the nightly DAG through Airflow, print the summary"
+	@echo "make test        the test suite (SQLite always; PostgreSQL and MariaDB when reachable)"
+	@echo "make lint        ruff + mypy"
+	@echo "make bench       time each stage on CUSTOMERS (default 1,000,000) [WAREHOUSE=URL]"
+	@echo "make schema      regenerate sql/schema.<dialect>.sql from the table definitions"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/campaigns demo --customers $${DEMO_CUSTOMERS:-20000}
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not airflow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check plugins dags tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/campaigns bench --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),)
+
+schema: $(STAMP)
+	for d in sqlite postgresql mysql; do $(BIN)/campaigns schema --dialect $$d > sql/schema.$$d.sql; done
+
+clean:
+	rm -rf .demo bench .airflow reports .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,194 @@
+"""The `campaigns` command: the same engine functions the DAG calls, without a scheduler."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from campaign_orchestrator.warehouse import DEFAULT_WAREHOUSE_URL
+
+
+def _date(_ctx: Any, _param: Any, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("great_expectations", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Batch campaign orchestrator: import, segment, target, render and deliver campaigns."""
+    _setup_logging(verbose)
+
+
+warehouse_option = click.option(
+    "--warehouse", envvar="CAMPAIGNS_WAREHOUSE_URL", default=DEFAULT_WAREHOUSE_URL, show_default=True,
+    help="SQLAlchemy URL of the warehouse (env CAMPAIGNS_WAREHOUSE_URL).",
+)
+config_option = click.option(
+    "--config", "config_dir", envvar="CAMPAIGNS_CONFIG_DIR", default="marketing", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path), help="The marketers' definitions folder.",
+)
+contracts_option = click.option(
+    "--contracts", "contracts_dir", envvar="CAMPAIGNS_CONTRACTS_DIR", default="data_contracts", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path), help="Data contracts and sources.yaml.",
+)
+
+
+@main.command()
+@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
+@warehouse_option
+@config_option
+@contracts_option
+@click.option("--sources", "sources_dir", envvar="CAMPAIGNS_SOURCES_DIR", default="data/incoming", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder with the night's source files.")
+@click.option("--reports", "reports_dir", envvar="CAMPAIGNS_REPORTS_DIR", default="reports", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def run(run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Path, sources_dir: Path,
+        reports_dir: Path) -> None:
+    """Run the whole nightly pipeline for one date, as the DAG does."""
+    from campaign_orchestrator.contracts import ContractError
+    from campaign_orchestrator.definitions import DefinitionError
+    from campaign_orchestrator.pipeline import RunConfig, run_all
+
+    config = RunConfig(run_date=run_date, warehouse_url=warehouse, config_dir=config_dir,
+                       contracts_dir=contracts_dir, sources_dir=sources_dir, reports_dir=reports_dir)
+    try:
+        report_path = run_all(config)
+    except (ContractError, DefinitionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_summary(report_path)
+
+
+def _print_summary(report_path: Path) -> None:
+    from campaign_orchestrator.reporting import summary_table
+
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    click.echo(f"\nRun {report['run_date']} ({report['warehouse']})\n")
+    click.echo(summary_table(report))
+    totals = report["totals"]
+    new = totals["delivered_this_run"]
+    if new:
+        click.echo(f"\nDelivered {new} new messages in this run.")
+    else:
+        click.echo(f"\nDelivered 0 new messages in this run: all {totals['delivered']} messages for "
+                   f"{report['run_date']} were already delivered." if totals["delivered"] else
+                   "\nDelivered 0 new messages in this run.")
+    for key in ("pending", "failed", "dead", "unknown"):
+        if totals.get(key):
+            click.echo(f"  {totals[key]} messages are {key}; see the run report.")
+    click.echo(f"Run report: {report_path}")
+
+
+@main.command("demo-data")
+@click.option("--customers", default=20_000, show_default=True, type=click.IntRange(1))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--as-of", "as_of", callback=_date, help="Export date (default today); events cover 90 days before.")
+@click.option("--bad-rows", default=0, show_default=True, type=click.IntRange(0),
+              help="Profiles to break on purpose, to see the quarantine at work.")
+def demo_data(customers: int, out_dir: Path, seed: int, as_of: dt.date | None, bad_rows: int) -> None:
+    """Write a deterministic sample export (profiles, app installs, preferences, events, suppressions)."""
+    from campaign_orchestrator.demo_data import generate
+
+    summary = generate(out_dir, customers=customers, seed=seed, as_of=as_of, bad_rows=bad_rows)
+    click.echo(f"wrote {summary.customers} customers, {summary.app_installs} app installs, {summary.preferences} "
+               f"preference changes, {summary.events} events, {summary.suppressions} suppressions to {out_dir}")
+
+
+@main.command("provider-sim")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--api-key", envvar="PROVIDER_SIM_API_KEY", required=True,
+              help="The bearer key the simulator accepts (env PROVIDER_SIM_API_KEY).")
+@click.option("--port-file", type=click.Path(dir_okay=False), help="Write the bound port here once listening.")
+def provider_sim(host: str, port: int, api_key: str, port_file: str | None) -> None:
+    """Run the Braze-compatible provider simulator until interrupted."""
+    from campaign_orchestrator.provider_sim import serve
+
+    serve(host, port, api_key, port_file)
+
+
+@main.command()
+@config_option
+@contracts_option
+def validate(config_dir: Path, contracts_dir: Path) -> None:
+    """Check every definition in the marketing folder against the data contracts."""
+    from campaign_orchestrator.contracts import load_contracts, segment_attributes, template_variables
+    from campaign_orchestrator.definitions import DefinitionError, load_definitions
+    from campaign_orchestrator.templates import CompiledTemplate, RenderError
+
+    contracts = load_contracts(contracts_dir)
+    try:
+        defs = load_definitions(config_dir, segment_attributes(contracts))
+    except DefinitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    problems = []
+    for template in defs.templates.values():
+        try:
+            CompiledTemplate(template, template_variables(contracts))
+        except RenderError as exc:
+            problems.append(f"{defs.sources.get('templates:' + template.id)}: {exc}")
+    if problems:
+        raise click.ClickException("\n".join(problems))
+    click.echo(f"ok: {len(defs.segments)} segments, {len(defs.campaigns)} campaigns, {len(defs.templates)} templates")
+
+
+@main.command()
+@click.option("--dialect", type=click.Choice(["sqlite", "postgresql", "mysql"]), default="postgresql",
+              show_default=True)
+def schema(dialect: str) -> None:
+    """Print the warehouse DDL for a dialect (the source of sql/schema.<dialect>.sql)."""
+    from campaign_orchestrator.schema_ddl import ddl
+
+    click.echo(ddl(dialect), nl=False)
+
+
+@main.command()
+@click.option("--customers", default=20_000, show_default=True, type=click.IntRange(1))
+@click.option("--date", "run_date", callback=_date, help="Run date (default today, UTC).")
+@click.option("--workdir", default=".demo", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+def demo(customers: int, run_date: dt.date | None, workdir: Path) -> None:
+    """Generate data, start the simulator, run the DAG through Airflow, print the summary."""
+    from campaign_orchestrator.demo import run_demo
+
+    report_path = run_demo(workdir.resolve(), customers, run_date or dt.datetime.now(dt.UTC).date())
+    _print_summary(report_path)
+
+
+@main.command()
+@click.option("--customers", default=1_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--warehouse", default=None, help="SQLAlchemy URL (default: a fresh SQLite file in the workdir).")
+@click.option("--workdir", default="bench", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+def bench(customers: int, warehouse: str | None, workdir: Path) -> None:
+    """Time every stage on N customers and write bench/results.json (a benchmark, not a test)."""
+    from campaign_orchestrator.bench import run_bench, table
+
+    results = run_bench(workdir.resolve(), customers, warehouse)
+    click.echo(table(results))
+    click.echo(f"results: {workdir / 'results.json'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,288 @@
+"""The marketers' definitions in `marketing/`: settings, segments, campaigns and templates.
+
+Loading checks everything that can be checked without data: shapes (pydantic), references
+between definitions, rule syntax and columns. Every problem is reported at once with the file
+and the path inside it, so a marketer fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Channel = Literal["push", "email", "in_app"]
+Platform = Literal["ios", "android", "web"]
+
+ID_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+CHANNEL_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # channel: (required fields, optional fields)
+    "push": ({"title", "body"}, {"deep_link", "image_url"}),
+    "in_app": ({"header", "body"}, {"image_url", "deep_link", "button_text"}),
+    "email": ({"subject", "text"}, {"preheader", "html"}),
+}
+
+
+class DefinitionError(ValueError):
+    """One or more definitions are wrong; `problems` holds 'file: path: reason' lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the definitions:\n" + "\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GlobalCaps(_Strict):
+    per_customer_per_day: int = Field(default=2, ge=0, description="messages per customer per day, all campaigns")
+
+
+class DeliverySettings(_Strict):
+    shards: int = Field(default=4, ge=1, le=1024, description="outbox shards the DAG maps delivery over")
+    max_workers: int = Field(default=4, ge=1, le=64, description="concurrent requests per shard")
+    batch_size: int = Field(default=50, ge=1, le=50, description="recipients per provider request")
+    claim_size: int = Field(default=5000, ge=50, description="outbox rows claimed at a time")
+    requests_per_hour: int = Field(default=250_000, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class Destination(_Strict):
+    kind: Literal["provider", "message_store"]
+    connection_id: str | None = Field(default=None, description="Airflow connection id (provider kind)")
+    honours_idempotency_key: bool = False
+
+    @model_validator(mode="after")
+    def _provider_needs_connection(self) -> Destination:
+        if self.kind == "provider" and not self.connection_id:
+            raise ValueError("a provider destination needs connection_id")
+        return self
+
+
+class Settings(_Strict):
+    default_timezone: str = "UTC"
+    caps: GlobalCaps = GlobalCaps()
+    delivery: DeliverySettings = DeliverySettings()
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class CampaignCaps(_Strict):
+    per_day: int = Field(default=1, ge=1, description="messages of this campaign per customer per day")
+
+
+class InAppOptions(_Strict):
+    priority: int = Field(default=3, ge=1, le=5, description="Pinpoint-style display priority, 1 = critical")
+    session_cap: int | None = Field(default=None, ge=1)
+    daily_cap: int | None = Field(default=None, ge=1)
+    total_cap: int | None = Field(default=None, ge=1)
+    expires_after_hours: int = Field(default=72, ge=1)
+
+
+class Campaign(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str | None = None
+    enabled: bool = True
+    segment: str
+    channel: Channel
+    destination: str
+    provider_campaign_id: str | None = Field(default=None, description="the provider's API-triggered campaign")
+    template: str
+    priority: int = Field(default=100, ge=0, description="lower wins when caps allow fewer campaigns")
+    holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
+    send_time: str = Field(default="now", description="'now' or HH:MM in the customer's (or send_timezone's) time")
+    send_timezone: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    caps: CampaignCaps = CampaignCaps()
+    app_ids: list[str] | None = None
+    platforms: list[Platform] | None = None
+    in_app: InAppOptions = InAppOptions()
+
+    @field_validator("send_time")
+    @classmethod
+    def _clock_or_now(cls, value: str) -> str:
+        if value != "now" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("send_time must be 'now' or HH:MM (24-hour)")
+        return value
+
+    @field_validator("send_timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Campaign:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+    def is_active(self, run_date: dt.date) -> bool:
+        if not self.enabled:
+            return False
+        if self.start_date and run_date < self.start_date:
+            return False
+        return not (self.end_date and run_date > self.end_date)
+
+    def send_clock(self) -> dt.time | None:
+        if self.send_time == "now":
+            return None
+        hour, minute = self.send_time.split(":")
+        return dt.time(int(hour), int(minute))
+
+
+class Template(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    channel: Channel
+    defaults: dict[str, str] = Field(default_factory=dict, description="value used when a variable is missing")
+    content: dict[str, str]
+
+    @model_validator(mode="after")
+    def _fields_for_channel(self) -> Template:
+        required, optional = CHANNEL_FIELDS[self.channel]
+        missing = required - self.content.keys()
+        unknown = self.content.keys() - required - optional
+        if missing:
+            raise ValueError(f"{self.channel} content needs {sorted(missing)}")
+        if unknown:
+            raise ValueError(f"{self.channel} content has unknown fields {sorted(unknown)}")
+        return self
+
+
+class Segment(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    description: str | None = None
+    rule: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Definitions:
+    settings: Settings
+    segments: dict[str, Segment]
+    campaigns: dict[str, Campaign]
+    templates: dict[str, Template]
+    sources: dict[str, str] = field(default_factory=dict)  # definition id -> file it came from
+
+    def active_campaigns(self, run_date: dt.date) -> list[Campaign]:
+        return sorted((c for c in self.campaigns.values() if c.is_active(run_date)), key=lambda c: c.id)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        problems.append(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})")
+    except OSError as exc:
+        problems.append(f"{path}: cannot read ({exc.strerror})")
+    return None
+
+
+def _pydantic_problems(path: Path, prefix: str, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        out.append(f"{path}: {loc}: {err['msg']}")
+    return out
+
+
+def _items(path: Path, doc: Any, key: str, problems: list[str]) -> list[tuple[str, Any]]:
+    """A file holds either one definition or a list under `key`; return (path-in-file, item)."""
+    if doc is None:
+        return []
+    if isinstance(doc, dict) and key in doc:
+        items = doc[key]
+        if not isinstance(items, list):
+            problems.append(f"{path}: {key}: must be a list")
+            return []
+        return [(f"{key}[{i}]", item) for i, item in enumerate(items)]
+    return [("", doc)]
+
+
+def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] | None = None) -> Definitions:
+    """Load and cross-check every definition in config_dir; raise DefinitionError listing all problems."""
+    from campaign_orchestrator.segments import check_rule  # rules live with their compiler
+
+    root = Path(config_dir)
+    problems: list[str] = []
+    if not root.is_dir():
+        raise DefinitionError([f"{root}: the definitions folder does not exist"])
+
+    settings = Settings()
+    settings_path = root / "settings.yaml"
+    if settings_path.exists():
+        doc = _read_yaml(settings_path, problems)
+        try:
+            settings = Settings.model_validate(doc or {})
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(settings_path, "", exc))
+
+    origin: dict[str, str] = {}
+
+    def load_kind(folder: str, key: str, model: type[_Strict]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for path in sorted((root / folder).glob("*.y*ml")):
+            doc = _read_yaml(path, problems)
+            for where, item in _items(path, doc, key, problems):
+                try:
+                    obj = model.model_validate(item)
+                except ValidationError as exc:
+                    problems.extend(_pydantic_problems(path, where, exc))
+                    continue
+                obj_id = obj.id  # type: ignore[attr-defined]
+                if obj_id in found:
+                    problems.append(f"{path}: {where or 'id'}: {key[:-1]} {obj_id!r} is also defined in {origin[f'{key}:{obj_id}']}")
+                    continue
+                found[obj_id] = obj
+                origin[f"{key}:{obj_id}"] = f"{path}{':' + where if where else ''}"
+        return found
+
+    segments: dict[str, Segment] = load_kind("segments", "segments", Segment)
+    campaigns: dict[str, Campaign] = load_kind("campaigns", "campaigns", Campaign)
+    templates: dict[str, Template] = load_kind("templates", "templates", Template)
+
+    for seg in segments.values():
+        for problem in check_rule(seg.rule, allowed_attributes, set(segments)):
+            problems.append(f"{origin['segments:' + seg.id]}: rule{problem}")
+
+    for camp in campaigns.values():
+        where = origin["campaigns:" + camp.id]
+        if camp.segment not in segments:
+            problems.append(f"{where}: segment: unknown segment {camp.segment!r}")
+        template = templates.get(camp.template)
+        if template is None:
+            problems.append(f"{where}: template: unknown template {camp.template!r}")
+        elif template.channel != camp.channel:
+            problems.append(f"{where}: template: {camp.template!r} is for {template.channel}, campaign is {camp.channel}")
+        dest = settings.destinations.get(camp.destination)
+        if dest is None:
+            problems.append(f"{where}: destination: unknown destination {camp.destination!r} (settings.yaml)")
+        elif dest.kind == "provider" and not camp.provider_campaign_id:
+            problems.append(f"{where}: provider_campaign_id: required for provider destination {camp.destination!r}")
+        elif dest.kind == "message_store" and camp.channel != "in_app":
+            problems.append(f"{where}: destination: the message store takes in_app campaigns only")
+
+    if problems:
+        raise DefinitionError(problems)
+    return Definitions(settings=settings, segments=segments, campaigns=campaigns, templates=templates, sources=origin)

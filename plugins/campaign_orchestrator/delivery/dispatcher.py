@@ -1,0 +1,280 @@
+"""Delivering one shard of the outbox: claim, send, record; safe to retry and to run in parallel.
+
+Shards are disjoint (`shard_key % shards`), so parallel workers never meet on a row; within a
+shard a claim is a conditional UPDATE (`state = 'pending'`) tagged with a claim id, so even a
+zombie retry of the same shard cannot take a row twice. A row is sent only from `pending`.
+
+Rows a crash left `in_flight` are resolved before new work, by one documented rule:
+- a destination that honours `Idempotency-Key` gets the same batch again with the same key
+  (the provider answers without sending twice);
+- any other destination gets nothing: the rows become `unknown` ("possibly delivered") and are
+  reported, never silently sent again and never silently dropped;
+- the message store is transactional, so its rows are simply written again by message id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from campaign_orchestrator.connections import EndpointResolver
+from campaign_orchestrator.definitions import Definitions, DeliverySettings
+from campaign_orchestrator.delivery.message_store import store_messages
+from campaign_orchestrator.delivery.provider import (
+    Batch,
+    BatchOutcome,
+    Message,
+    ProviderClient,
+    TokenBucket,
+    request_key,
+)
+from campaign_orchestrator.tables import outbox
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class DeliveryReport:
+    shard: int
+    sent: dict[str, int] = field(default_factory=dict)
+    dead: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    unknown: int = 0
+    resent_in_flight: int = 0
+    requests: int = 0
+    dead_samples: list[str] = field(default_factory=list)
+
+    def add(self, bucket: dict[str, int], campaign_id: str, n: int = 1) -> None:
+        bucket[campaign_id] = bucket.get(campaign_id, 0) + n
+
+    @property
+    def total_sent(self) -> int:
+        return sum(self.sent.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shard": self.shard, "sent": self.sent, "dead": self.dead, "failed": self.failed,
+            "unknown": self.unknown, "resent_in_flight": self.resent_in_flight, "requests": self.requests,
+        }
+
+
+COLUMNS = (
+    outbox.c.message_id, outbox.c.campaign_id, outbox.c.customer_id, outbox.c.variant, outbox.c.destination,
+    outbox.c.send_at, outbox.c.payload, outbox.c.request_key, outbox.c.claim_id,
+)
+
+
+def _in_shard(shard: int, shards: int) -> sa.ColumnElement[bool]:
+    return (outbox.c.shard_key % shards) == shard
+
+
+class ShardDelivery:
+    def __init__(
+        self, engine: Engine, definitions: Definitions, run_date: dt.date, shard: int, shards: int,
+        resolver: EndpointResolver, clock: Clock = utcnow, sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if not 0 <= shard < shards:
+            raise ValueError(f"shard {shard} is not in [0, {shards})")
+        self.engine, self.definitions, self.run_date = engine, definitions, run_date
+        self.shard, self.shards = shard, shards
+        self.settings: DeliverySettings = definitions.settings.delivery
+        self.clock = clock
+        self.report = DeliveryReport(shard=shard)
+        self._clients: dict[str, ProviderClient] = {}
+        self._resolver = resolver
+        self._sleep = sleep
+
+    def client(self, destination: str) -> ProviderClient:
+        if destination not in self._clients:
+            dest = self.definitions.settings.destinations[destination]
+            assert dest.connection_id is not None
+            # Every shard gets its share of the provider's hourly budget.
+            bucket = TokenBucket(max(1, self.settings.requests_per_hour // self.shards))
+            kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep else {}
+            self._clients[destination] = ProviderClient(
+                self._resolver(dest.connection_id), bucket, max_attempts=self.settings.max_attempts,
+                timeout_s=self.settings.timeout_s, now=self.clock, **kwargs,
+            )
+        return self._clients[destination]
+
+    # ---------------------------------------------------------------- claiming
+
+    def _requeue_failed(self, conn: Connection) -> None:
+        """Rows that gave up on transient errors in an earlier attempt get another chance."""
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.run_date == self.run_date, outbox.c.state == "failed", _in_shard(self.shard, self.shards),
+                   outbox.c.attempts < self.settings.max_attempts)
+            .values(state="pending", updated_at=self.clock())
+        )
+
+    def _claim(self) -> tuple[list[sa.Row[Any]], bool]:
+        """Rows this worker now owns, and whether any pending rows were seen at all."""
+        claim_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            candidates = conn.execute(
+                sa.select(*COLUMNS)
+                .where(outbox.c.run_date == self.run_date, outbox.c.state == "pending", _in_shard(self.shard, self.shards))
+                .order_by(outbox.c.destination, outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at,
+                          outbox.c.message_id)
+                .limit(self.settings.claim_size)
+            ).all()
+            if not candidates:
+                return [], False
+            keys = self._batch_keys(candidates)
+            now = self.clock()
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.message_id == sa.bindparam("mid"), outbox.c.state == "pending")
+                .values(state="in_flight", claim_id=claim_id, request_key=sa.bindparam("rk"),
+                        attempts=outbox.c.attempts + 1, updated_at=now),
+                [{"mid": r.message_id, "rk": keys[r.message_id]} for r in candidates],
+            )
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all(), True
+
+    def _batch_keys(self, rows: list[sa.Row[Any]]) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for group in self._groups(rows):
+            key = request_key([r.message_id for r in group])
+            keys.update((r.message_id, key) for r in group)
+        return keys
+
+    def _groups(self, rows: Iterable[sa.Row[Any]]) -> list[list[sa.Row[Any]]]:
+        """Provider batches: same destination, campaign, variant and send instant; at most batch_size."""
+        by_key: dict[tuple[Any, ...], list[sa.Row[Any]]] = defaultdict(list)
+        for r in rows:
+            by_key[(r.destination, r.campaign_id, r.variant, r.send_at)].append(r)
+        size = self.settings.batch_size
+        return [group[i:i + size] for group in by_key.values() for i in range(0, len(group), size)]
+
+    # ---------------------------------------------------------------- sending
+
+    def _is_store(self, destination: str) -> bool:
+        return self.definitions.settings.destinations[destination].kind == "message_store"
+
+    def _deliver_rows(self, rows: list[sa.Row[Any]], batches: list[list[sa.Row[Any]]]) -> None:
+        store_rows = [r for r in rows if self._is_store(r.destination)]
+        if store_rows:
+            with self.engine.begin() as conn:
+                store_messages(conn, store_rows, self.definitions.campaigns, self.clock())
+            for r in store_rows:
+                self.report.add(self.report.sent, r.campaign_id)
+        provider_batches = [b for b in batches if not self._is_store(b[0].destination)]
+        if not provider_batches:
+            return
+        with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
+            outcomes = list(pool.map(self._send_batch, provider_batches))
+        self._record(provider_batches, outcomes)
+
+    def _send_batch(self, rows: list[sa.Row[Any]]) -> BatchOutcome:
+        first = rows[0]
+        campaign = self.definitions.campaigns[first.campaign_id]
+        assert campaign.provider_campaign_id is not None
+        batch = Batch(
+            provider_campaign_id=campaign.provider_campaign_id,
+            send_at=first.send_at,
+            messages=tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in rows),
+        )
+        return self.client(first.destination).send(batch)
+
+    def _record(self, batches: list[list[sa.Row[Any]]], outcomes: list[BatchOutcome]) -> None:
+        now = self.clock()
+        sent, dead, failed = [], [], []
+        for rows, outcome in zip(batches, outcomes, strict=True):
+            self.report.requests += outcome.requests
+            for r in rows:
+                if r.message_id in outcome.sent:
+                    sent.append({"mid": r.message_id, "cid": r.claim_id, "d": outcome.sent[r.message_id]})
+                    self.report.add(self.report.sent, r.campaign_id)
+                elif r.message_id in outcome.dead:
+                    dead.append({"mid": r.message_id, "cid": r.claim_id, "e": outcome.dead[r.message_id]})
+                    self.report.add(self.report.dead, r.campaign_id)
+                    if len(self.report.dead_samples) < 10:
+                        self.report.dead_samples.append(f"{r.campaign_id}: {outcome.dead[r.message_id]}")
+                else:
+                    failed.append({"mid": r.message_id, "cid": r.claim_id,
+                                   "e": outcome.failed.get(r.message_id, "no outcome")})
+                    self.report.add(self.report.failed, r.campaign_id)
+        mine = sa.and_(outbox.c.message_id == sa.bindparam("mid"), outbox.c.claim_id == sa.bindparam("cid"))
+        with self.engine.begin() as conn:
+            if sent:
+                conn.execute(outbox.update().where(mine).values(
+                    state="sent", dispatch_id=sa.bindparam("d"), sent_at=now, updated_at=now, last_error=None), sent)
+            if dead:
+                conn.execute(outbox.update().where(mine).values(
+                    state="dead", last_error=sa.bindparam("e"), updated_at=now), dead)
+            if failed:
+                conn.execute(outbox.update().where(mine).values(
+                    state="failed", last_error=sa.bindparam("e"), updated_at=now), failed)
+
+    # ---------------------------------------------------------------- recovery
+
+    def _recover_in_flight(self) -> None:
+        with self.engine.connect() as conn:
+            stuck = conn.execute(
+                sa.select(*COLUMNS).where(
+                    outbox.c.run_date == self.run_date, outbox.c.state == "in_flight", _in_shard(self.shard, self.shards)
+                )
+            ).all()
+        if not stuck:
+            return
+        by_request: dict[str, list[sa.Row[Any]]] = defaultdict(list)
+        unknown: list[dict[str, Any]] = []
+        for r in stuck:
+            dest = self.definitions.settings.destinations.get(r.destination)
+            if dest is not None and (dest.kind == "message_store" or dest.honours_idempotency_key):
+                by_request[r.request_key or r.message_id].append(r)
+            else:
+                unknown.append({"mid": r.message_id, "cid": r.claim_id})
+        if unknown:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.message_id == sa.bindparam("mid"), outbox.c.claim_id == sa.bindparam("cid"),
+                           outbox.c.state == "in_flight")
+                    .values(state="unknown", updated_at=self.clock(),
+                            last_error="possibly delivered: in flight when a run stopped; not resent"),
+                    unknown,
+                )
+            self.report.unknown += len(unknown)
+            log.warning("shard %d: %d messages were in flight at a crash and are marked unknown", self.shard, len(unknown))
+        batches = list(by_request.values())
+        if batches:
+            self.report.resent_in_flight += sum(len(b) for b in batches)
+            self._deliver_rows([r for b in batches for r in b], batches)
+
+    def run(self) -> DeliveryReport:
+        with self.engine.begin() as conn:
+            self._requeue_failed(conn)
+        self._recover_in_flight()
+        while True:
+            rows, seen = self._claim()
+            if not seen:
+                break
+            if rows:
+                self._deliver_rows(rows, self._groups(rows))
+        return self.report
+
+
+def deliver_shard(
+    engine: Engine, definitions: Definitions, run_date: dt.date, shard: int, shards: int,
+    resolver: EndpointResolver, clock: Clock = utcnow,
+) -> DeliveryReport:
+    return ShardDelivery(engine, definitions, run_date, shard, shards, resolver, clock).run()

@@ -1,0 +1,64 @@
+"""The in-app message store destination: the `inapp_messages` table an app's inbox reads.
+
+Writing a message and marking it sent happen in one warehouse transaction, keyed by message
+id, so this destination is exactly-once by construction, crash or not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaign_orchestrator.definitions import Campaign
+from campaign_orchestrator.tables import inapp_messages, outbox
+from campaign_orchestrator.warehouse import insert_ignore
+
+
+def store_messages(
+    conn: Connection, rows: Sequence[sa.Row[Any]], campaigns: dict[str, Campaign], now: dt.datetime
+) -> int:
+    """Upsert claimed in-app rows and mark them sent, inside the caller's transaction."""
+    records = []
+    for row in rows:
+        campaign = campaigns[row.campaign_id]
+        options = campaign.in_app
+        records.append({
+            "message_id": row.message_id,
+            "customer_id": row.customer_id,
+            "campaign_id": row.campaign_id,
+            "treatment_id": row.variant,
+            "content": row.payload,
+            "priority": options.priority,
+            "start_at": row.send_at,
+            "end_at": row.send_at + dt.timedelta(hours=options.expires_after_hours),
+            "session_cap": options.session_cap,
+            "daily_cap": options.daily_cap,
+            "total_cap": options.total_cap,
+            "created_at": now,
+        })
+    insert_ignore(conn, inapp_messages, records)
+    if records:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.message_id == sa.bindparam("mid"))
+            .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None),
+            [{"mid": r["message_id"]} for r in records],
+        )
+    return len(records)
+
+
+def publish_public_message(
+    conn: Connection, message_id: str, campaign_id: str, content: dict[str, Any], priority: int,
+    start_at: dt.datetime, end_at: dt.datetime | None, now: dt.datetime,
+) -> None:
+    """A message for every customer (outage notice, forced update): customer_id is NULL."""
+    insert_ignore(conn, inapp_messages, [{
+        "message_id": message_id, "customer_id": None, "campaign_id": campaign_id, "treatment_id": "public",
+        "content": json.dumps(content, ensure_ascii=False), "priority": priority, "start_at": start_at,
+        "end_at": end_at, "session_cap": None, "daily_cap": None, "total_cap": None, "created_at": now,
+    }])

@@ -1,0 +1,237 @@
+"""A Braze-compatible provider client on `requests`.
+
+One request carries at most 50 named recipients of one (campaign, variant, send time). Future
+sends use `/campaigns/trigger/schedule/create`, due ones `/campaigns/trigger/send`. Requests
+pass a client-side token bucket that the provider's `X-RateLimit-*` headers correct; 429, 5xx,
+timeouts and connection errors are retried with exponential backoff and jitter (tenacity);
+other 4xx are not retried: the batch is split in halves until the bad recipients stand alone,
+and those go to dead with the provider's message. Every request carries an `Idempotency-Key`
+derived from its message ids, so a resend of the same batch is recognisable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from campaign_orchestrator.connections import ProviderEndpoint
+
+SEND_PATH = "/campaigns/trigger/send"
+SCHEDULE_PATH = "/campaigns/trigger/schedule/create"
+MAX_RECIPIENTS = 50
+SCHEDULE_MARGIN = dt.timedelta(minutes=1)  # closer than this to now, a send is sent, not scheduled
+
+
+class RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    customer_id: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    provider_campaign_id: str
+    send_at: dt.datetime  # naive UTC
+    messages: tuple[Message, ...]
+
+    @property
+    def idempotency_key(self) -> str:
+        return request_key([m.message_id for m in self.messages])
+
+
+@dataclass
+class BatchOutcome:
+    sent: dict[str, str] = field(default_factory=dict)  # message id -> dispatch id
+    dead: dict[str, str] = field(default_factory=dict)  # message id -> provider's message
+    failed: dict[str, str] = field(default_factory=dict)  # retryable, gave up for now
+    requests: int = 0
+
+
+def request_key(message_ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(message_ids)).encode()).hexdigest()
+
+
+class TokenBucket:
+    """Requests per hour, smoothed; the provider's remaining/reset headers can only slow it down."""
+
+    def __init__(self, per_hour: int, burst: int = 50, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = per_hour / 3600.0
+        self.capacity = float(max(1, burst))
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+        self.blocked_until = 0.0
+        self.lock = threading.Lock()
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                wait = max(self.blocked_until - now, 0.0)
+                if wait == 0.0 and self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return
+                if wait == 0.0:
+                    wait = (1.0 - self.tokens) / self.rate
+            sleep(min(wait, 5.0))
+
+    def observe(self, remaining: int | None, reset_epoch: float | None) -> None:
+        """Provider says `remaining` requests are left until `reset_epoch`: never go faster."""
+        if remaining is None or reset_epoch is None:
+            return
+        with self.lock:
+            seconds_left = max(reset_epoch - time.time(), 0.0)
+            if remaining <= 0:
+                self.blocked_until = self.clock() + seconds_left
+                self.tokens = 0.0
+            elif seconds_left > 0:
+                self.tokens = min(self.tokens, float(remaining))
+
+
+def _header_int(response: requests.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ProviderClient:
+    def __init__(
+        self,
+        endpoint: ProviderEndpoint,
+        bucket: TokenBucket,
+        max_attempts: int = 5,
+        timeout_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    ) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.max_attempts = max_attempts
+        self.timeout_s = timeout_s
+        self.sleep = sleep
+        self.now = now
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({
+                "Authorization": f"Bearer {self.endpoint.api_key}",
+                "Content-Type": "application/json",
+                "User-Agent": "campaign-orchestrator/0.1",
+            })
+            self._local.session = session
+        return session
+
+    def body(self, batch: Batch) -> tuple[str, dict[str, Any]]:
+        recipients = [{"external_user_id": m.customer_id, "trigger_properties": m.fields} for m in batch.messages]
+        payload: dict[str, Any] = {"campaign_id": batch.provider_campaign_id, "recipients": recipients}
+        if batch.send_at > self.now() + SCHEDULE_MARGIN:
+            payload["schedule"] = {"time": batch.send_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "in_local_time": False}
+            return SCHEDULE_PATH, payload
+        return SEND_PATH, payload
+
+    def _post_once(self, batch: Batch) -> dict[str, Any]:
+        path, payload = self.body(batch)
+        self.bucket.acquire(self.sleep)
+        try:
+            response = self.session.post(
+                self.endpoint.base_url + path,
+                data=json.dumps(payload, separators=(",", ":")),
+                headers={"Idempotency-Key": batch.idempotency_key},
+                timeout=self.timeout_s,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RetryableError(f"{type(exc).__name__}") from None
+        self.bucket.observe(_header_int(response, "X-RateLimit-Remaining"), _header_int(response, "X-RateLimit-Reset"))
+        if response.status_code == 429 or response.status_code >= 500:
+            retry_after = _header_int(response, "Retry-After")
+            raise RetryableError(f"HTTP {response.status_code}", float(retry_after) if retry_after else None)
+        try:
+            doc: dict[str, Any] = response.json()
+        except ValueError:
+            doc = {"message": response.text[:200]}
+        doc["_status"] = response.status_code
+        return doc
+
+    def _wait(self, state: RetryCallState) -> float:
+        base = wait_exponential_jitter(initial=0.5, max=30.0)(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableError) and exc.retry_after:
+            return max(base, exc.retry_after)
+        return base
+
+    def post(self, batch: Batch) -> tuple[dict[str, Any], int]:
+        """Send one request, retrying transient failures; returns (response document, attempts)."""
+        attempts = 0
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetryableError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                attempts += 1
+                return self._post_once(batch), attempts
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def send(self, batch: Batch) -> BatchOutcome:
+        outcome = BatchOutcome()
+        self._send_into(batch, outcome)
+        return outcome
+
+    def _send_into(self, batch: Batch, outcome: BatchOutcome) -> None:
+        try:
+            doc, attempts = self.post(batch)
+        except RetryableError as exc:
+            outcome.requests += self.max_attempts
+            for m in batch.messages:
+                outcome.failed[m.message_id] = f"gave up after {self.max_attempts} attempts: {exc}"
+            return
+        outcome.requests += attempts
+        status = doc.pop("_status")
+        if 200 <= status < 300:
+            dispatch = str(doc.get("schedule_id") or doc.get("dispatch_id") or "")
+            for m in batch.messages:
+                outcome.sent[m.message_id] = dispatch
+            return
+        message = str(doc.get("message") or doc.get("errors") or f"HTTP {status}")[:500]
+        if status in (401, 403) or len(batch.messages) == 1:
+            # A bad key rejects every batch alike: no point splitting, and the row is not at fault.
+            target = outcome.failed if status in (401, 403) else outcome.dead
+            for m in batch.messages:
+                target[m.message_id] = f"HTTP {status}: {message}"
+            return
+        half = len(batch.messages) // 2
+        for part in (batch.messages[:half], batch.messages[half:]):
+            self._send_into(Batch(batch.provider_campaign_id, batch.send_at, part), outcome)

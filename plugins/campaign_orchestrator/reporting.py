@@ -1,0 +1,130 @@
+"""The run report: what a night did, per campaign, from segment to delivered, as JSON and Markdown.
+
+Counts come from the warehouse (candidates, exclusions, ledger), not from memory, so the report
+task can run on any worker and a re-run's report tells the truth about the whole date: what
+was delivered in total and what this run delivered anew.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from campaign_orchestrator.definitions import Definitions
+from campaign_orchestrator.outbox import ledger_counts
+from campaign_orchestrator.tables import import_log, run_log
+from campaign_orchestrator.targeting import funnels
+from campaign_orchestrator.warehouse import redacted
+
+if TYPE_CHECKING:
+    from campaign_orchestrator.pipeline import RunConfig
+
+SUMMARY_COLUMNS = (
+    ("campaign", "campaign"), ("channel", "channel"), ("segment_size", "segment"), ("eligible", "eligible"),
+    ("held_out", "held out"), ("capped", "capped"), ("lost_arbitration", "lost arb."), ("targeted", "targeted"),
+    ("delivered", "delivered"), ("delivered_this_run", "new"),
+)
+
+
+def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig) -> dict[str, Any]:
+    run_date = config.run_date
+    campaign_ids = [c.id for c in definitions.active_campaigns(run_date)]
+    with engine.connect() as conn:
+        funnel = funnels(conn, run_date, campaign_ids)
+        ledger = ledger_counts(conn, run_date)
+        stage_rows = conn.execute(
+            sa.select(run_log.c.stage, run_log.c.detail).where(run_log.c.run_id == config.run_id)
+            .order_by(run_log.c.started_at)
+        ).all()
+        imports = conn.execute(sa.select(import_log).where(import_log.c.run_date == run_date)).mappings().all()
+    stages = [{"stage": r.stage, **json.loads(r.detail or "{}")} for r in stage_rows]
+    new_sends: dict[str, int] = {}
+    for stage in stages:
+        if stage["stage"].startswith("deliver"):
+            for cid, n in (stage.get("sent") or {}).items():
+                new_sends[cid] = new_sends.get(cid, 0) + int(n)
+    campaigns: dict[str, Any] = {}
+    for cid in sorted(set(campaign_ids) | set(ledger)):
+        camp = definitions.campaigns.get(cid)
+        states = ledger.get(cid, {})
+        row: dict[str, Any] = {
+            "campaign": cid,
+            "channel": camp.channel if camp else None,
+            "destination": camp.destination if camp else None,
+            "segment": camp.segment if camp else None,
+            "priority": camp.priority if camp else None,
+        }
+        row.update(funnel[cid].as_dict() if cid in funnel else {})
+        row.update(
+            delivered=states.get("sent", 0), delivered_this_run=new_sends.get(cid, 0),
+            pending=states.get("pending", 0) + states.get("in_flight", 0), failed=states.get("failed", 0),
+            dead=states.get("dead", 0), unknown=states.get("unknown", 0), cancelled=states.get("cancelled", 0),
+        )
+        campaigns[cid] = row
+    totals = {k: sum(int(c.get(k) or 0) for c in campaigns.values())
+              for k in ("segment_size", "eligible", "held_out", "capped", "lost_arbitration", "targeted",
+                        "delivered", "delivered_this_run", "pending", "failed", "dead", "unknown")}
+    return {
+        "run_date": run_date.isoformat(),
+        "run_id": config.run_id,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "warehouse": redacted(config.warehouse_url),
+        "imports": [
+            {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in dict(i).items()}
+            for i in imports
+        ],
+        "stages": stages,
+        "campaigns": campaigns,
+        "totals": totals,
+    }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Run report {report['run_date']}", "", f"run id `{report['run_id']}`, warehouse `{report['warehouse']}`", ""]
+    lines += ["## Campaigns", "", "| " + " | ".join(h for _, h in SUMMARY_COLUMNS) + " |",
+              "|" + "---|" * len(SUMMARY_COLUMNS)]
+    for row in report["campaigns"].values():
+        lines.append("| " + " | ".join(str(row.get(k, "")) for k, _ in SUMMARY_COLUMNS) + " |")
+    t = report["totals"]
+    lines += ["", f"Totals: {t['targeted']} targeted, {t['delivered']} delivered ({t['delivered_this_run']} new in "
+              f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown.", ""]
+    lines += ["## Exclusions", ""]
+    for row in report["campaigns"].values():
+        reasons = ", ".join(f"{k}: {v}" for k, v in (row.get("excluded") or {}).items()) or "none"
+        lines.append(f"- {row['campaign']}: {reasons}")
+    lines += ["", "## Imports", "", "| source | file | read | loaded | quarantined |", "|---|---|---|---|---|"]
+    for imp in report["imports"]:
+        lines.append(f"| {imp['source']} | {imp['file']} | {imp['rows_read']} | {imp['rows_loaded']} | "
+                     f"{imp['rows_quarantined']} |")
+    lines += ["", "## Stages", "", "| stage | status | seconds | rows |", "|---|---|---|---|"]
+    for st in report["stages"]:
+        lines.append(f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_report(engine: Engine, definitions: Definitions, config: RunConfig) -> Path:
+    report = build_run_report(engine, definitions, config)
+    folder = config.reports_dir / config.run_date.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "run_report.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    (folder / "run_report.md").write_text(render_markdown(report), encoding="utf-8")
+    return path
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A plain-text per-campaign table for terminals and logs (counts only, no personal data)."""
+    header = [h for _, h in SUMMARY_COLUMNS]
+    rows = [[str(r.get(k, "")) for k, _ in SUMMARY_COLUMNS] for r in report["campaigns"].values()]
+    t = report["totals"]
+    rows.append(["TOTAL", "", *(str(t.get(k, "")) for k, _ in SUMMARY_COLUMNS[2:])])
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,47 @@
+"""SQL constructs whose spelling differs per engine but whose result must not.
+
+`hash_bucket(expr, buckets)` is the deterministic random bucket used for holdouts and variants:
+the first 32 bits of md5(expr) modulo `buckets`. PostgreSQL and MariaDB compute md5 natively;
+SQLite gets the same function registered on connect (`warehouse.hash32`). Python's
+`warehouse.hash32` is the reference the tests compare against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class hash32(FunctionElement[int]):  # noqa: N801 - reads like the SQL function it is
+    type = BigInteger()
+    name = "hash32"
+    inherit_cache = True
+
+
+@compiles(hash32)
+def _hash32_default(element: hash32, compiler: Any, **kw: Any) -> str:
+    # SQLite (and any engine without its own spelling below) calls the function registered on connect.
+    return f"co_hash32({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(hash32, "postgresql")
+def _hash32_postgresql(element: hash32, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"(('x' || lpad(substr(md5({arg}), 1, 8), 16, '0'))::bit(64)::bigint)"
+
+
+@compiles(hash32, "mysql")
+@compiles(hash32, "mariadb")
+def _hash32_mysql(element: hash32, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"CAST(CONV(SUBSTRING(MD5({arg}), 1, 8), 16, 10) AS UNSIGNED)"
+
+
+def hash_bucket(key: ColumnElement[Any], salt: str, buckets: int) -> ColumnElement[int]:
+    """A stable bucket in [0, buckets) for key, salted so each campaign draws its own."""
+    salted = literal(f"{salt}:", type_=String()).concat(key)
+    return hash32(salted) % literal(buckets, type_=Integer())

@@ -1,0 +1,271 @@
+"""The warehouse schema, defined once in SQLAlchemy Core so it stays portable across engines.
+
+Times are naive UTC everywhere; dates are run dates (the day a run sends for).
+`sql/schema.<dialect>.sql` is generated from this module (`campaigns schema --dialect`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID = String(64)
+NAME = String(128)
+
+# ---- imported sources (replaced nightly, except events which append) ----
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", ID, primary_key=True),
+    Column("first_name", String(100)),
+    Column("email", String(254)),
+    Column("locale", String(16)),
+    Column("timezone", String(64)),
+    Column("country", String(2)),
+    Column("currency", String(3)),
+    Column("tier", String(16)),
+    Column("lifetime_value", Float),
+    Column("signup_date", Date),
+    Column("last_purchase_at", DateTime),
+)
+
+app_installs = Table(
+    "app_installs",
+    metadata,
+    Column("customer_id", ID, nullable=False),
+    Column("app_id", NAME, nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("push_token_present", Boolean, nullable=False),
+    Column("last_seen_at", DateTime),
+    PrimaryKeyConstraint("customer_id", "app_id", "platform"),
+)
+
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("customer_id", ID, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("ts", DateTime, nullable=False),
+    Column("source", NAME),
+    Index("ix_preferences_customer_channel_ts", "customer_id", "channel", "ts"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("customer_id", ID, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("ts", DateTime, nullable=False),
+    Column("amount", Float),
+    # The run date whose import brought the row: re-importing a date replaces only its own batch.
+    Column("import_date", Date, nullable=False),
+    Index("ix_events_customer_name_ts", "customer_id", "name", "ts"),
+    Index("ix_events_import_date", "import_date"),
+)
+
+# Derived after every import: the latest change per (customer, channel); an opt-out wins a tie.
+preference_state = Table(
+    "preference_state",
+    metadata,
+    Column("customer_id", ID, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("ts", DateTime, nullable=False),
+    PrimaryKeyConstraint("customer_id", "channel"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("customer_id", ID, primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("since", DateTime),
+)
+
+# ---- import bookkeeping ----
+
+import_log = Table(
+    "import_log",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("source", NAME, nullable=False),
+    Column("file", Text, nullable=False),
+    Column("sha256", String(64)),
+    Column("rows_read", Integer, nullable=False),
+    Column("rows_loaded", Integer, nullable=False),
+    Column("rows_quarantined", Integer, nullable=False),
+    Column("imported_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("run_date", "source"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("source", NAME, nullable=False),
+    Column("file", Text, nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Index("ix_quarantine_run_source", "run_date", "source"),
+)
+
+# ---- segments ----
+
+segment_membership = Table(
+    "segment_membership",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("segment_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    PrimaryKeyConstraint("run_date", "segment_id", "customer_id"),
+)
+
+# ---- targeting ----
+
+campaign_candidates = Table(
+    "campaign_candidates",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("variant", NAME, nullable=False),
+    # The first reason the customer was left out before arbitration, NULL if eligible; arbitration
+    # results (capped, lost) are in target_exclusions, which holds every reason.
+    Column("exclusion_reason", String(32)),
+    PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
+    Index("ix_candidates_run_customer", "run_date", "customer_id"),
+)
+
+target_list = Table(
+    "target_list",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("send_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
+)
+
+holdout_list = Table(
+    "holdout_list",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
+)
+
+target_exclusions = Table(
+    "target_exclusions",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("reason", String(32), nullable=False),
+    PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
+)
+
+# Per-run work table: the UTC instant each campaign sends at in each time zone.
+send_slots = Table(
+    "send_slots",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("send_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("run_date", "campaign_id", "timezone"),
+)
+
+# ---- outbox / ledger ----
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("run_date", Date, nullable=False),
+    Column("slot_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("destination", NAME, nullable=False),
+    Column("send_at", DateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    # pending -> in_flight -> sent | failed (retryable, back to pending next run) | dead | cancelled
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("shard_key", Integer, nullable=False),
+    Column("claim_id", String(36)),
+    Column("request_key", String(64)),
+    Column("dispatch_id", String(128)),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("campaign_id", "customer_id", "slot_date", name="uq_outbox_slot"),
+    Index("ix_outbox_state_shard", "state", "shard_key"),
+    Index("ix_outbox_customer_slot", "customer_id", "slot_date"),
+    Index("ix_outbox_run_date", "run_date"),
+)
+
+inapp_messages = Table(
+    "inapp_messages",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    # NULL for public messages shown to every customer (outage, forced update).
+    Column("customer_id", ID),
+    Column("campaign_id", NAME, nullable=False),
+    Column("treatment_id", NAME, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("start_at", DateTime, nullable=False),
+    Column("end_at", DateTime),
+    Column("session_cap", Integer),
+    Column("daily_cap", Integer),
+    Column("total_cap", Integer),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_inapp_customer_start", "customer_id", "start_at"),
+)
+
+# ---- runs ----
+
+run_log = Table(
+    "run_log",
+    metadata,
+    Column("run_id", String(250), nullable=False),
+    Column("run_date", Date, nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("rows", Integer),
+    Column("detail", Text),
+    Index("ix_run_log_run", "run_date", "run_id"),
+)
+
+SOURCE_TABLES: dict[str, Table] = {
+    "customers": customers,
+    "app_installs": app_installs,
+    "preferences": preferences,
+    "events": events,
+    "suppressions": suppressions,
+}
