@@ -1,0 +1,161 @@
+"""
+### nightly_campaigns
+
+Turns the night's customer exports and the marketers' planned campaigns into delivered,
+auditable recipient lists:
+
+validate definitions → import sources (data contracts) → segments → target lists → render
+→ deliver (one mapped task per outbox shard) → run report.
+
+Every task calls the `campaign_orchestrator` engine, the same functions as `campaigns run`.
+Re-running a date, or clearing any task, never sends a message twice: the outbox is the ledger.
+A broken data contract fails `import_sources` without retries and nothing downstream runs.
+
+Connections: `campaigns_warehouse` (optional; else `CAMPAIGNS_WAREHOUSE_URL`, else SQLite) and
+the provider connection named in `marketing/settings.yaml` (default `campaigns_provider`).
+Param `run_date` (YYYY-MM-DD) overrides the logical date, to replay a night.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+
+PROJECT = Path(os.environ.get("CAMPAIGNS_HOME") or Path(__file__).resolve().parents[1])
+RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("CAMPAIGNS_RETRY_DELAY_SECONDS", "300")))
+
+default_args: dict[str, Any] = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=30),
+}
+
+
+def _run(context: dict[str, Any]) -> Any:
+    """The engine's run handle for this DAG run; built inside tasks, never at parse time."""
+    from campaign_orchestrator.pipeline import Run, RunConfig
+    from campaign_orchestrator_airflow.hooks import warehouse_url
+
+    override = (context.get("params") or {}).get("run_date")
+    if override:
+        run_date = dt.date.fromisoformat(str(override))
+    else:
+        moment = context.get("logical_date") or context["dag_run"].run_after
+        run_date = moment.date()
+    env = os.environ
+    config = RunConfig(
+        run_date=run_date,
+        run_id=str(context["run_id"]),
+        warehouse_url=warehouse_url(),
+        config_dir=Path(env.get("CAMPAIGNS_CONFIG_DIR", PROJECT / "marketing")),
+        contracts_dir=Path(env.get("CAMPAIGNS_CONTRACTS_DIR", PROJECT / "data_contracts")),
+        sources_dir=Path(env.get("CAMPAIGNS_SOURCES_DIR", PROJECT / "data" / "incoming")),
+        reports_dir=Path(env.get("CAMPAIGNS_REPORTS_DIR", PROJECT / "reports")),
+    )
+    return Run(config)
+
+
+def _fail_fast(exc: Exception) -> None:
+    """Broken inputs or definitions will not heal by retrying: fail the task now, with the message."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id="nightly_campaigns",
+    schedule="0 2 * * *",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    params={"run_date": Param(None, type=["null", "string"], format="date", description="replay this date")},
+    tags=["campaigns"],
+    doc_md=__doc__,
+)
+def nightly_campaigns() -> None:
+    @task
+    def validate_definitions(**context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.definitions import DefinitionError
+        from campaign_orchestrator.pipeline import validate_definitions as validate
+        from campaign_orchestrator.templates import RenderError
+
+        try:
+            return validate(_run(context))
+        except (DefinitionError, RenderError) as exc:
+            _fail_fast(exc)
+            raise
+
+    @task
+    def import_sources(**context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.contracts import ContractError
+        from campaign_orchestrator.pipeline import import_stage
+
+        try:
+            return import_stage(_run(context))
+        except ContractError as exc:
+            _fail_fast(exc)
+            raise
+
+    @task
+    def compute_segments(**context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.pipeline import segments_stage
+
+        return segments_stage(_run(context))
+
+    @task
+    def build_target_lists(**context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.pipeline import targets_stage
+
+        return targets_stage(_run(context))
+
+    @task
+    def render_messages(**context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.pipeline import render_stage
+
+        return render_stage(_run(context))
+
+    @task
+    def plan_delivery_shards(**context: Any) -> list[int]:
+        from campaign_orchestrator.pipeline import delivery_shards
+
+        return delivery_shards(_run(context))
+
+    @task(max_active_tis_per_dagrun=16)
+    def deliver(shard: int, **context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.pipeline import deliver_stage
+        from campaign_orchestrator_airflow.hooks import provider_endpoint
+
+        return deliver_stage(_run(context), shard, provider_endpoint)
+
+    @task
+    def write_report(**context: Any) -> str:
+        import json
+
+        from campaign_orchestrator.pipeline import report_stage
+        from campaign_orchestrator.reporting import summary_table
+
+        path = report_stage(_run(context))
+        print(summary_table(json.loads(path.read_text(encoding="utf-8"))))
+        print(f"run report: {path}")
+        return str(path)
+
+    shards = plan_delivery_shards()
+    (
+        validate_definitions()
+        >> import_sources()
+        >> compute_segments()
+        >> build_target_lists()
+        >> render_messages()
+        >> shards
+    )
+    deliver.expand(shard=shards) >> write_report()
+
+
+nightly_campaigns()
