@@ -222,7 +222,7 @@ def _items(path: Path, doc: Any, key: str, problems: list[str]) -> list[tuple[st
 
 def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] | None = None) -> Definitions:
     """Load and cross-check every definition in config_dir; raise DefinitionError listing all problems."""
-    from campaign_orchestrator.segments import check_rule  # rules live with their compiler
+    from campaign_orchestrator.segments import RuleError, check_rule, evaluation_order
 
     root = Path(config_dir)
     problems: list[str] = []
@@ -265,6 +265,11 @@ def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] 
     for seg in segments.values():
         for problem in check_rule(seg.rule, allowed_attributes, set(segments)):
             problems.append(f"{origin['segments:' + seg.id]}: rule{problem}")
+
+    try:
+        evaluation_order({seg.id: seg.rule for seg in segments.values()})
+    except RuleError as exc:
+        problems.append(f"{root / 'segments'}: {exc}")
 
     for camp in campaigns.values():
         where = origin["campaigns:" + camp.id]

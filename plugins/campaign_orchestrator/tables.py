@@ -269,3 +269,9 @@ SOURCE_TABLES: dict[str, Table] = {
     "events": events,
     "suppressions": suppressions,
 }
+
+# Text compares case-sensitively on every engine (MySQL/MariaDB default collations do not), so a
+# rule like `tier eq gold` selects the same customers everywhere.
+for _table in metadata.tables.values():
+    _table.dialect_options["mysql"]["charset"] = "utf8mb4"
+    _table.dialect_options["mysql"]["collate"] = "utf8mb4_bin"

@@ -1,0 +1,55 @@
+"""Small, explicit warehouse contents for tests: say who the customers are, not how to insert them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from campaign_orchestrator.consent import refresh_preference_state
+from campaign_orchestrator.tables import app_installs, customers, preferences, suppressions
+
+T0 = dt.datetime(2026, 1, 1, 12, 0)
+
+
+def customer(customer_id: str, **attrs: Any) -> dict[str, Any]:
+    row = {c.name: None for c in customers.c}
+    row.update(customer_id=customer_id, first_name="Ana", email=f"{customer_id.lower()}@example.com",
+               locale="en-US", timezone="Europe/London", country="GB", currency="GBP", tier="gold",
+               lifetime_value=100.0)
+    row.update(attrs)
+    return row
+
+
+def load(
+    engine: Engine,
+    profiles: list[dict[str, Any]],
+    opted_in: dict[str, list[str]] | None = None,
+    installs: list[tuple[str, str, bool]] | None = None,
+    suppressed: list[str] | None = None,
+    prefs: list[tuple[str, str, bool, dt.datetime]] | None = None,
+) -> None:
+    """opted_in: channel -> customer ids with a current opt-in; installs: (customer, platform, token)."""
+    pref_rows = [
+        {"customer_id": cid, "channel": ch, "enabled": True, "ts": T0, "source": "test"}
+        for ch, ids in (opted_in or {}).items() for cid in ids
+    ]
+    pref_rows += [
+        {"customer_id": cid, "channel": ch, "enabled": en, "ts": ts, "source": "test"}
+        for cid, ch, en, ts in (prefs or [])
+    ]
+    with engine.begin() as conn:
+        if profiles:
+            conn.execute(customers.insert(), profiles)
+        if pref_rows:
+            conn.execute(preferences.insert(), pref_rows)
+        if installs:
+            conn.execute(app_installs.insert(), [
+                {"customer_id": c, "app_id": "shop_web" if p == "web" else "shop_app", "platform": p,
+                 "push_token_present": tok, "last_seen_at": T0}
+                for c, p, tok in installs
+            ])
+        if suppressed:
+            conn.execute(suppressions.insert(), [{"customer_id": c, "reason": "erased", "since": T0} for c in suppressed])
+        refresh_preference_state(conn)

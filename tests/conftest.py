@@ -1,0 +1,111 @@
+"""Shared fixtures: warehouses on every engine we can reach, the repository's folders, a simulator.
+
+Database-backed tests run on SQLite always and on PostgreSQL (WAREHOUSE_TEST_URL, default the
+local server) and MariaDB (MARIADB_TEST_URL) when reachable. With REQUIRE_POSTGRES=1 (CI on this
+machine kind) an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from campaign_orchestrator.provider_sim import make_server
+from campaign_orchestrator.warehouse import create_warehouse_engine, drop_schema, ensure_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("WAREHOUSE_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MARIADB_URL = os.environ.get("MARIADB_TEST_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _server_database(admin_url: str, name: str, create_sql: str) -> str | None:
+    """Create a private database for this test worker; None when the server is unreachable."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(sa.text(create_sql.format(name=name)))
+    except sa.exc.OperationalError:
+        return None
+    finally:
+        admin.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str | None:
+    url = _server_database(PG_URL, f"co_test_{_worker()}", "CREATE DATABASE {name}")
+    if url is None and REQUIRE_POSTGRES:
+        pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1) but unreachable at {PG_URL}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str | None:
+    return _server_database(MARIADB_URL, f"co_test_{_worker()}", "CREATE DATABASE {name} CHARACTER SET utf8mb4")
+
+
+def _engines(request: pytest.FixtureRequest) -> str:
+    kind = request.param
+    if kind == "sqlite":
+        tmp = request.getfixturevalue("tmp_path")
+        return f"sqlite:///{tmp / 'warehouse.sqlite'}"
+    url = request.getfixturevalue(f"{kind}_url")
+    if url is None:
+        pytest.skip(f"{kind} is not reachable here; the test ran on SQLite only")
+    return str(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest) -> str:
+    """An empty warehouse on SQLite, then on PostgreSQL."""
+    return _engines(request)
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> Iterator[Engine]:
+    engine = create_warehouse_engine(warehouse_url)
+    drop_schema(engine)
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def any_warehouse(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The same, also on MariaDB: for the SQL that must be portable to every engine."""
+    engine = create_warehouse_engine(_engines(request))
+    drop_schema(engine)
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[str, str]]:
+    """A provider simulator serving real HTTP on a loopback port; yields (base URL, API key)."""
+    server = make_server("127.0.0.1", 0, api_key="test-key")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", "test-key"
+    server.shutdown()
+    server.server_close()
