@@ -53,3 +53,32 @@ def load(
         if suppressed:
             conn.execute(suppressions.insert(), [{"customer_id": c, "reason": "erased", "since": T0} for c in suppressed])
         refresh_preference_state(conn)
+
+
+def definitions(campaigns: list[dict[str, Any]], segments: dict[str, Any] | None = None,
+                per_customer_per_day: int = 1, default_timezone: str = "America/New_York") -> Any:
+    """Definitions built in code: a braze-like provider and the message store as destinations."""
+    from campaign_orchestrator.definitions import Campaign, Definitions, Segment, Settings, Template
+
+    settings = Settings.model_validate({
+        "default_timezone": default_timezone,
+        "caps": {"per_customer_per_day": per_customer_per_day},
+        "delivery": {"shards": 2, "max_workers": 2},
+        "destinations": {"braze": {"kind": "provider", "connection_id": "campaigns_provider",
+                                   "honours_idempotency_key": True},
+                         "inbox": {"kind": "message_store"}},
+    })
+    segs = {sid: Segment(id=sid, rule=rule) for sid, rule in (segments or {"everyone": {"attribute": "customer_id", "exists": True}}).items()}
+    camps = {}
+    templates = {}
+    for spec in campaigns:
+        spec = {"segment": "everyone", "channel": "push", "destination": "braze", "provider_campaign_id": f"p-{spec['id']}",
+                "template": f"t_{spec['id']}", **spec}
+        camp = Campaign.model_validate(spec)
+        camps[camp.id] = camp
+        content = {"push": {"title": "Hi {{ first_name }}", "body": "b"},
+                   "in_app": {"header": "Hi {{ first_name }}", "body": "b"},
+                   "email": {"subject": "Hi {{ first_name }}", "text": "b"}}[camp.channel]
+        templates[camp.template] = Template(id=camp.template, channel=camp.channel, defaults={"first_name": "there"},
+                                            content=content)
+    return Definitions(settings=settings, segments=segs, campaigns=camps, templates=templates)

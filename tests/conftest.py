@@ -8,6 +8,7 @@ machine kind) an unreachable PostgreSQL fails the run instead of skipping.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Airflow writes its config on import: keep it out of the developer's home and the repository.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="co-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 
 
 def _worker() -> str:

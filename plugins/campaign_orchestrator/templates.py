@@ -74,10 +74,10 @@ class CompiledTemplate:
         for name, source in template.content.items():
             try:
                 parsed = env.parse(source)
-            except jinja2.TemplateSyntaxError as exc:
+                used = meta.find_undeclared_variables(parsed)
+            except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
                 problems.append(f"content.{name}: line {exc.lineno}: {exc.message}")
                 continue
-            used = meta.find_undeclared_variables(parsed)
             unknown = used - self.allowed
             if unknown:
                 problems.append(f"content.{name}: unknown variables {sorted(unknown)}; allowed {sorted(self.allowed)}")

@@ -183,7 +183,7 @@ class ProviderClient:
         return doc
 
     def _wait(self, state: RetryCallState) -> float:
-        base = wait_exponential_jitter(initial=0.5, max=30.0)(state)
+        base = wait_exponential_jitter(multiplier=0.5, max=30.0)(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryableError) and exc.retry_after:
             return max(base, exc.retry_after)
