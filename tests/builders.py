@@ -15,9 +15,17 @@ T0 = dt.datetime(2026, 1, 1, 12, 0)
 
 def customer(customer_id: str, **attrs: Any) -> dict[str, Any]:
     row = {c.name: None for c in customers.c}
-    row.update(customer_id=customer_id, first_name="Ana", email=f"{customer_id.lower()}@example.com",
-               locale="en-US", timezone="Europe/London", country="GB", currency="GBP", tier="gold",
-               lifetime_value=100.0)
+    row.update(
+        customer_id=customer_id,
+        first_name="Ana",
+        email=f"{customer_id.lower()}@example.com",
+        locale="en-US",
+        timezone="Europe/London",
+        country="GB",
+        currency="GBP",
+        tier="gold",
+        lifetime_value=100.0,
+    )
     row.update(attrs)
     return row
 
@@ -33,7 +41,8 @@ def load(
     """opted_in: channel -> customer ids with a current opt-in; installs: (customer, platform, token)."""
     pref_rows = [
         {"customer_id": cid, "channel": ch, "enabled": True, "ts": T0, "source": "test"}
-        for ch, ids in (opted_in or {}).items() for cid in ids
+        for ch, ids in (opted_in or {}).items()
+        for cid in ids
     ]
     pref_rows += [
         {"customer_id": cid, "channel": ch, "enabled": en, "ts": ts, "source": "test"}
@@ -45,40 +54,69 @@ def load(
         if pref_rows:
             conn.execute(preferences.insert(), pref_rows)
         if installs:
-            conn.execute(app_installs.insert(), [
-                {"customer_id": c, "app_id": "shop_web" if p == "web" else "shop_app", "platform": p,
-                 "push_token_present": tok, "last_seen_at": T0}
-                for c, p, tok in installs
-            ])
+            conn.execute(
+                app_installs.insert(),
+                [
+                    {
+                        "customer_id": c,
+                        "app_id": "shop_web" if p == "web" else "shop_app",
+                        "platform": p,
+                        "push_token_present": tok,
+                        "last_seen_at": T0,
+                    }
+                    for c, p, tok in installs
+                ],
+            )
         if suppressed:
-            conn.execute(suppressions.insert(), [{"customer_id": c, "reason": "erased", "since": T0} for c in suppressed])
+            conn.execute(
+                suppressions.insert(), [{"customer_id": c, "reason": "erased", "since": T0} for c in suppressed]
+            )
         refresh_preference_state(conn)
 
 
-def definitions(campaigns: list[dict[str, Any]], segments: dict[str, Any] | None = None,
-                per_customer_per_day: int = 1, default_timezone: str = "America/New_York") -> Any:
+def definitions(
+    campaigns: list[dict[str, Any]],
+    segments: dict[str, Any] | None = None,
+    per_customer_per_day: int = 1,
+    default_timezone: str = "America/New_York",
+) -> Any:
     """Definitions built in code: a braze-like provider and the message store as destinations."""
     from campaign_orchestrator.definitions import Campaign, Definitions, Segment, Settings, Template
 
-    settings = Settings.model_validate({
-        "default_timezone": default_timezone,
-        "caps": {"per_customer_per_day": per_customer_per_day},
-        "delivery": {"shards": 2, "max_workers": 2},
-        "destinations": {"braze": {"kind": "provider", "connection_id": "campaigns_provider",
-                                   "honours_idempotency_key": True},
-                         "inbox": {"kind": "message_store"}},
-    })
-    segs = {sid: Segment(id=sid, rule=rule) for sid, rule in (segments or {"everyone": {"attribute": "customer_id", "exists": True}}).items()}
+    settings = Settings.model_validate(
+        {
+            "default_timezone": default_timezone,
+            "caps": {"per_customer_per_day": per_customer_per_day},
+            "delivery": {"shards": 2, "max_workers": 2},
+            "destinations": {
+                "braze": {"kind": "provider", "connection_id": "campaigns_provider", "honours_idempotency_key": True},
+                "inbox": {"kind": "message_store"},
+            },
+        }
+    )
+    segs = {
+        sid: Segment(id=sid, rule=rule)
+        for sid, rule in (segments or {"everyone": {"attribute": "customer_id", "exists": True}}).items()
+    }
     camps = {}
     templates = {}
     for spec in campaigns:
-        spec = {"segment": "everyone", "channel": "push", "destination": "braze", "provider_campaign_id": f"p-{spec['id']}",
-                "template": f"t_{spec['id']}", **spec}
+        spec = {
+            "segment": "everyone",
+            "channel": "push",
+            "destination": "braze",
+            "provider_campaign_id": f"p-{spec['id']}",
+            "template": f"t_{spec['id']}",
+            **spec,
+        }
         camp = Campaign.model_validate(spec)
         camps[camp.id] = camp
-        content = {"push": {"title": "Hi {{ first_name }}", "body": "b"},
-                   "in_app": {"header": "Hi {{ first_name }}", "body": "b"},
-                   "email": {"subject": "Hi {{ first_name }}", "text": "b"}}[camp.channel]
-        templates[camp.template] = Template(id=camp.template, channel=camp.channel, defaults={"first_name": "there"},
-                                            content=content)
+        content = {
+            "push": {"title": "Hi {{ first_name }}", "body": "b"},
+            "in_app": {"header": "Hi {{ first_name }}", "body": "b"},
+            "email": {"subject": "Hi {{ first_name }}", "text": "b"},
+        }[camp.channel]
+        templates[camp.template] = Template(
+            id=camp.template, channel=camp.channel, defaults={"first_name": "there"}, content=content
+        )
     return Definitions(settings=settings, segments=segs, campaigns=camps, templates=templates)

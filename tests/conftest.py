@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -113,3 +114,22 @@ def simulator() -> Iterator[tuple[str, str]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", "test-key"
     server.shutdown()
     server.server_close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which engines the database-backed tests really ran on (CI must show PostgreSQL)."""
+    counts = {"sqlite": 0, "postgres": 0, "mariadb": 0}
+    skipped = {"sqlite": 0, "postgres": 0, "mariadb": 0}
+    for outcome, bucket in (("passed", counts), ("skipped", skipped)):
+        for report in terminalreporter.stats.get(outcome, []):
+            node = getattr(report, "nodeid", "")
+            for engine in bucket:
+                if f"[{engine}" in node or f"-{engine}]" in node or f"-{engine}-" in node:
+                    bucket[engine] += 1
+    e2e_pg = any(
+        "test_run_twice_on_postgres" in getattr(r, "nodeid", "") for r in terminalreporter.stats.get("passed", [])
+    )
+    terminalreporter.write_sep("-", "warehouse engines")
+    for engine in counts:
+        terminalreporter.write_line(f"{engine}: {counts[engine]} tests passed, {skipped[engine]} skipped")
+    terminalreporter.write_line(f"postgres end-to-end run: {'passed' if e2e_pg else 'not run'}")

@@ -42,16 +42,29 @@ def main(verbose: bool) -> None:
 
 
 warehouse_option = click.option(
-    "--warehouse", envvar="CAMPAIGNS_WAREHOUSE_URL", default=DEFAULT_WAREHOUSE_URL, show_default=True,
+    "--warehouse",
+    envvar="CAMPAIGNS_WAREHOUSE_URL",
+    default=DEFAULT_WAREHOUSE_URL,
+    show_default=True,
     help="SQLAlchemy URL of the warehouse (env CAMPAIGNS_WAREHOUSE_URL).",
 )
 config_option = click.option(
-    "--config", "config_dir", envvar="CAMPAIGNS_CONFIG_DIR", default="marketing", show_default=True,
-    type=click.Path(file_okay=False, path_type=Path), help="The marketers' definitions folder.",
+    "--config",
+    "config_dir",
+    envvar="CAMPAIGNS_CONFIG_DIR",
+    default="marketing",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The marketers' definitions folder.",
 )
 contracts_option = click.option(
-    "--contracts", "contracts_dir", envvar="CAMPAIGNS_CONTRACTS_DIR", default="data_contracts", show_default=True,
-    type=click.Path(file_okay=False, path_type=Path), help="Data contracts and sources.yaml.",
+    "--contracts",
+    "contracts_dir",
+    envvar="CAMPAIGNS_CONTRACTS_DIR",
+    default="data_contracts",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data contracts and sources.yaml.",
 )
 
 
@@ -60,19 +73,39 @@ contracts_option = click.option(
 @warehouse_option
 @config_option
 @contracts_option
-@click.option("--sources", "sources_dir", envvar="CAMPAIGNS_SOURCES_DIR", default="data/incoming", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder with the night's source files.")
-@click.option("--reports", "reports_dir", envvar="CAMPAIGNS_REPORTS_DIR", default="reports", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
-def run(run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Path, sources_dir: Path,
-        reports_dir: Path) -> None:
+@click.option(
+    "--sources",
+    "sources_dir",
+    envvar="CAMPAIGNS_SOURCES_DIR",
+    default="data/incoming",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the night's source files.",
+)
+@click.option(
+    "--reports",
+    "reports_dir",
+    envvar="CAMPAIGNS_REPORTS_DIR",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+def run(
+    run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Path, sources_dir: Path, reports_dir: Path
+) -> None:
     """Run the whole nightly pipeline for one date, as the DAG does."""
     from campaign_orchestrator.contracts import ContractError
     from campaign_orchestrator.definitions import DefinitionError
     from campaign_orchestrator.pipeline import RunConfig, run_all
 
-    config = RunConfig(run_date=run_date, warehouse_url=warehouse, config_dir=config_dir,
-                       contracts_dir=contracts_dir, sources_dir=sources_dir, reports_dir=reports_dir)
+    config = RunConfig(
+        run_date=run_date,
+        warehouse_url=warehouse,
+        config_dir=config_dir,
+        contracts_dir=contracts_dir,
+        sources_dir=sources_dir,
+        reports_dir=reports_dir,
+    )
     try:
         report_path = run_all(config)
     except (ContractError, DefinitionError) as exc:
@@ -91,9 +124,12 @@ def _print_summary(report_path: Path) -> None:
     if new:
         click.echo(f"\nDelivered {new} new messages in this run.")
     else:
-        click.echo(f"\nDelivered 0 new messages in this run: all {totals['delivered']} messages for "
-                   f"{report['run_date']} were already delivered." if totals["delivered"] else
-                   "\nDelivered 0 new messages in this run.")
+        click.echo(
+            f"\nDelivered 0 new messages in this run: all {totals['delivered']} messages for "
+            f"{report['run_date']} were already delivered."
+            if totals["delivered"]
+            else "\nDelivered 0 new messages in this run."
+        )
     for key in ("pending", "failed", "dead", "unknown"):
         if totals.get(key):
             click.echo(f"  {totals[key]} messages are {key}; see the run report.")
@@ -105,22 +141,33 @@ def _print_summary(report_path: Path) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--as-of", "as_of", callback=_date, help="Export date (default today); events cover 90 days before.")
-@click.option("--bad-rows", default=0, show_default=True, type=click.IntRange(0),
-              help="Profiles to break on purpose, to see the quarantine at work.")
+@click.option(
+    "--bad-rows",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Profiles to break on purpose, to see the quarantine at work.",
+)
 def demo_data(customers: int, out_dir: Path, seed: int, as_of: dt.date | None, bad_rows: int) -> None:
     """Write a deterministic sample export (profiles, app installs, preferences, events, suppressions)."""
     from campaign_orchestrator.demo_data import generate
 
     summary = generate(out_dir, customers=customers, seed=seed, as_of=as_of, bad_rows=bad_rows)
-    click.echo(f"wrote {summary.customers} customers, {summary.app_installs} app installs, {summary.preferences} "
-               f"preference changes, {summary.events} events, {summary.suppressions} suppressions to {out_dir}")
+    click.echo(
+        f"wrote {summary.customers} customers, {summary.app_installs} app installs, {summary.preferences} "
+        f"preference changes, {summary.events} events, {summary.suppressions} suppressions to {out_dir}"
+    )
 
 
 @main.command("provider-sim")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option("--api-key", envvar="PROVIDER_SIM_API_KEY", required=True,
-              help="The bearer key the simulator accepts (env PROVIDER_SIM_API_KEY).")
+@click.option(
+    "--api-key",
+    envvar="PROVIDER_SIM_API_KEY",
+    required=True,
+    help="The bearer key the simulator accepts (env PROVIDER_SIM_API_KEY).",
+)
 @click.option("--port-file", type=click.Path(dir_okay=False), help="Write the bound port here once listening.")
 def provider_sim(host: str, port: int, api_key: str, port_file: str | None) -> None:
     """Run the Braze-compatible provider simulator until interrupted."""
@@ -155,8 +202,9 @@ def validate(config_dir: Path, contracts_dir: Path) -> None:
 
 
 @main.command()
-@click.option("--dialect", type=click.Choice(["sqlite", "postgresql", "mysql"]), default="postgresql",
-              show_default=True)
+@click.option(
+    "--dialect", type=click.Choice(["sqlite", "postgresql", "mysql"]), default="postgresql", show_default=True
+)
 def schema(dialect: str) -> None:
     """Print the warehouse DDL for a dialect (the source of sql/schema.<dialect>.sql)."""
     from campaign_orchestrator.schema_ddl import ddl

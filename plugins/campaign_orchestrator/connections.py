@@ -93,15 +93,23 @@ def warehouse_url_from_fields(conn: dict[str, Any]) -> str:
         return str(extra["sqlalchemy_url"])
     from sqlalchemy.engine import URL
 
-    drivers = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg",
-               "mysql": "mysql+pymysql", "sqlite": "sqlite"}
+    drivers = {
+        "postgres": "postgresql+psycopg",
+        "postgresql": "postgresql+psycopg",
+        "mysql": "mysql+pymysql",
+        "sqlite": "sqlite",
+    }
     conn_type = str(conn.get("conn_type") or "")
     if conn_type not in drivers:
         raise ConnectionNotFound(f"warehouse connection type {conn_type!r} needs extra.sqlalchemy_url")
     if conn_type == "sqlite":
         return f"sqlite:///{conn.get('host') or conn.get('schema')}"
     url = URL.create(
-        drivers[conn_type], username=conn.get("login"), password=conn.get("password"),
-        host=conn.get("host"), port=conn.get("port"), database=conn.get("schema"),
+        drivers[conn_type],
+        username=conn.get("login"),
+        password=conn.get("password"),
+        host=conn.get("host"),
+        port=conn.get("port"),
+        database=conn.get("schema"),
     )
     return url.render_as_string(hide_password=False)

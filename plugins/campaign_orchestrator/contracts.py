@@ -111,7 +111,10 @@ class Contract:
         missing = [c.name for c in self.columns.values() if c.required and c.name not in header]
         if missing:
             raise ContractError(
-                self.source, file, "required_columns", missing[0],
+                self.source,
+                file,
+                "required_columns",
+                missing[0],
                 f"{len(missing)} required column(s) missing: {missing}; the file has {header}",
             )
 
@@ -143,7 +146,9 @@ class Contract:
             column = config.kwargs.get("column")
             label = f"{config.type}({column})" if column else config.type
             if res.exception_info and res.exception_info.get("raised_exception"):
-                raise ContractError(self.source, file, config.type, column, str(res.exception_info.get("exception_message")))
+                raise ContractError(
+                    self.source, file, config.type, column, str(res.exception_info.get("exception_message"))
+                )
             if res.success:
                 continue
             level = (config.meta or {}).get("level")

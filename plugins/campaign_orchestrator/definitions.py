@@ -252,7 +252,9 @@ def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] 
                     continue
                 obj_id = obj.id  # type: ignore[attr-defined]
                 if obj_id in found:
-                    problems.append(f"{path}: {where or 'id'}: {key[:-1]} {obj_id!r} is also defined in {origin[f'{key}:{obj_id}']}")
+                    problems.append(
+                        f"{path}: {where or 'id'}: {key[:-1]} {obj_id!r} is also defined in {origin[f'{key}:{obj_id}']}"
+                    )
                     continue
                 found[obj_id] = obj
                 origin[f"{key}:{obj_id}"] = f"{path}{':' + where if where else ''}"
@@ -279,7 +281,9 @@ def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] 
         if template is None:
             problems.append(f"{where}: template: unknown template {camp.template!r}")
         elif template.channel != camp.channel:
-            problems.append(f"{where}: template: {camp.template!r} is for {template.channel}, campaign is {camp.channel}")
+            problems.append(
+                f"{where}: template: {camp.template!r} is for {template.channel}, campaign is {camp.channel}"
+            )
         dest = settings.destinations.get(camp.destination)
         if dest is None:
             problems.append(f"{where}: destination: unknown destination {camp.destination!r} (settings.yaml)")

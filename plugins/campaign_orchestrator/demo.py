@@ -38,8 +38,19 @@ def provider_simulator(workdir: Path, api_key: str) -> Iterator[str]:
     env = {**os.environ, "PROVIDER_SIM_API_KEY": api_key}
     log = (workdir / "provider_sim.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "campaign_orchestrator.cli", "provider-sim", "--port", "0", "--port-file", str(port_file)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "campaign_orchestrator.cli",
+            "provider-sim",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -82,12 +93,26 @@ def airflow_env(project: Path, airflow_home: Path) -> dict[str, str]:
 def _airflow(args: list[str], env: dict[str, str], log_path: Path, timeout: float) -> None:
     airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
     with log_path.open("w") as log:
-        result = subprocess.run([airflow, *args], env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                check=False)
+        result = subprocess.run(
+            [airflow, *args], env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     if result.returncode != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-40:]
-        raise DemoError(f"`airflow {' '.join(args)}` failed (exit {result.returncode}); last lines of {log_path}:\n"
-                        + "\n".join(tail))
+        raise DemoError(
+            f"`airflow {' '.join(args)}` failed (exit {result.returncode}); last lines of {log_path}:\n"
+            + "\n".join(tail)
+        )
+
+
+def ensure_airflow_db(env: dict[str, str], log_path: Path) -> None:
+    """Create Airflow's SQLite metadata DB in AIRFLOW_HOME once; later runs reuse it."""
+    if not (Path(env["AIRFLOW_HOME"]) / "airflow.db").exists():
+        _airflow(["db", "migrate"], env, log_path, timeout=300)
+
+
+def dags_test(env: dict[str, str], run_date: dt.date, log_path: Path) -> None:
+    """Run nightly_campaigns for one date in-process through Airflow (`airflow dags test`)."""
+    _airflow(["dags", "test", "nightly_campaigns", run_date.isoformat()], env, log_path, timeout=900)
 
 
 def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | None = None) -> Path:
@@ -117,18 +142,24 @@ def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | N
     )
     if not (airflow_home / "airflow.db").exists():
         print("[demo] creating Airflow's metadata DB (first run only)", flush=True)
-        _airflow(["db", "migrate"], env, workdir / "airflow_db_migrate.log", timeout=300)
+    ensure_airflow_db(env, workdir / "airflow_db_migrate.log")
 
     with provider_simulator(workdir, api_key) as base_url:
         env["AIRFLOW_CONN_CAMPAIGNS_PROVIDER"] = base_url.replace("http://", f"http://:{api_key}@")
-        print(f"[demo] provider simulator at {base_url}; running nightly_campaigns for {run_date} through Airflow",
-              flush=True)
-        _airflow(["dags", "test", "nightly_campaigns", run_date.isoformat()], env, workdir / "airflow_dags_test.log",
-                 timeout=900)
+        print(
+            f"[demo] provider simulator at {base_url}; running nightly_campaigns for {run_date} through Airflow",
+            flush=True,
+        )
+        dags_test(env, run_date, workdir / "airflow_dags_test.log")
         stats = simulator_stats(base_url)
-    print(f"[demo] the provider simulator received {stats['recipients']} recipients in {stats['requests']} requests "
-          f"({stats['duplicates']} duplicates, {stats['scheduled']} scheduled for later)", flush=True)
-    print(f"[demo] done in {time.perf_counter() - t0:.0f}s; Airflow log: {workdir / 'airflow_dags_test.log'}", flush=True)
+    print(
+        f"[demo] the provider simulator received {stats['recipients']} recipients in {stats['requests']} requests "
+        f"({stats['duplicates']} duplicates, {stats['scheduled']} scheduled for later)",
+        flush=True,
+    )
+    print(
+        f"[demo] done in {time.perf_counter() - t0:.0f}s; Airflow log: {workdir / 'airflow_dags_test.log'}", flush=True
+    )
     report = reports / run_date.isoformat() / "run_report.json"
     if not report.exists():
         raise DemoError(f"the DAG finished but wrote no report at {report}")

@@ -27,8 +27,31 @@ MARKETS = [
     ("AU", "en-AU", "AUD", "Australia/Sydney", 0.08),
 ]
 FIRST_NAMES = [
-    "Ana", "Ben", "Chloé", "Daniel", "Emma", "Felipe", "Grace", "Hiro", "Isla", "Jonas", "Kavya", "Liam",
-    "Maya", "Noah", "Olivia", "Priya", "Quinn", "Rosa", "Sven", "Tomás", "Uma", "Victor", "Wen", "Yuki", "Zoe",
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Daniel",
+    "Emma",
+    "Felipe",
+    "Grace",
+    "Hiro",
+    "Isla",
+    "Jonas",
+    "Kavya",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olivia",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tomás",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Yuki",
+    "Zoe",
 ]
 TIERS = ["bronze", "silver", "gold", "platinum"]
 CHANNELS = ["push", "email", "in_app"]
@@ -62,7 +85,6 @@ def generate(
     n = customers
     ids = np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
     end = np.datetime64(as_of.isoformat(), "s")  # midnight UTC of the run date: the export cut-off
-    start = end - np.timedelta64(EVENT_DAYS, "D")
 
     weights = np.array([m[4] for m in MARKETS])
     market = rng.choice(len(MARKETS), size=n, p=weights / weights.sum())
@@ -87,10 +109,15 @@ def generate(
     token = np.where(platforms == "web", rng.random(len(platforms)) < 0.4, rng.random(len(platforms)) < 0.85)
     app_id = np.where(platforms == "web", "shop_web", "shop_app")
     last_seen = end - rng.integers(0, 60 * 24 * 3600, len(platforms)).astype("timedelta64[s]")
-    installs = pd.DataFrame({
-        "customer_id": inst_cust, "app_id": app_id, "platform": platforms,
-        "push_token_present": np.where(token, "true", "false"), "last_seen_at": _iso(last_seen),
-    }).sort_values(["customer_id", "platform"], kind="stable")
+    installs = pd.DataFrame(
+        {
+            "customer_id": inst_cust,
+            "app_id": app_id,
+            "platform": platforms,
+            "push_token_present": np.where(token, "true", "false"),
+            "last_seen_at": _iso(last_seen),
+        }
+    ).sort_values(["customer_id", "platform"], kind="stable")
 
     # ---- events over the last 90 days
     app_users = np.isin(ids, inst_cust)
@@ -116,13 +143,21 @@ def generate(
     last_purchase[bought_before] = _iso(older[bought_before])
     last_purchase[no_recent & ~bought_before] = ""
 
-    profiles = pd.DataFrame({
-        "customer_id": ids, "first_name": first_name,
-        "email": np.char.add(np.char.lower(ids.astype(str)), "@example.com"),
-        "locale": locale, "timezone": timezone, "country": country, "currency": currency, "tier": tier,
-        "lifetime_value": np.round(ltv, 2), "signup_date": np.datetime_as_string(signup, unit="D"),
-        "last_purchase_at": last_purchase,
-    })
+    profiles = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "first_name": first_name,
+            "email": np.char.add(np.char.lower(ids.astype(str)), "@example.com"),
+            "locale": locale,
+            "timezone": timezone,
+            "country": country,
+            "currency": currency,
+            "tier": tier,
+            "lifetime_value": np.round(ltv, 2),
+            "signup_date": np.datetime_as_string(signup, unit="D"),
+            "last_purchase_at": last_purchase,
+        }
+    )
 
     # ---- preferences: one row per channel, a fifth with an earlier opposite change (history)
     pref_cust = np.repeat(ids, len(CHANNELS))
@@ -132,21 +167,25 @@ def generate(
     pref_ts = end - rng.integers(3600, 365 * 24 * 3600, len(pref_cust)).astype("timedelta64[s]")
     source = np.array(PREF_SOURCES)[rng.integers(0, len(PREF_SOURCES), len(pref_cust))]
     earlier = rng.random(len(pref_cust)) < 0.2
-    prefs = pd.DataFrame({
-        "customer_id": np.concatenate([pref_cust, pref_cust[earlier]]),
-        "channel": np.concatenate([pref_channel, pref_channel[earlier]]),
-        "enabled": np.where(np.concatenate([enabled, ~enabled[earlier]]), "true", "false"),
-        "ts": _iso(np.concatenate([pref_ts, pref_ts[earlier] - np.timedelta64(30, "D")])),
-        "source": np.concatenate([source, source[earlier]]),
-    }).sort_values(["customer_id", "channel", "ts"], kind="stable")
+    prefs = pd.DataFrame(
+        {
+            "customer_id": np.concatenate([pref_cust, pref_cust[earlier]]),
+            "channel": np.concatenate([pref_channel, pref_channel[earlier]]),
+            "enabled": np.where(np.concatenate([enabled, ~enabled[earlier]]), "true", "false"),
+            "ts": _iso(np.concatenate([pref_ts, pref_ts[earlier] - np.timedelta64(30, "D")])),
+            "source": np.concatenate([source, source[earlier]]),
+        }
+    ).sort_values(["customer_id", "channel", "ts"], kind="stable")
 
     # ---- suppressions: ~1%
     suppressed = rng.random(n) < 0.01
-    sup = pd.DataFrame({
-        "customer_id": ids[suppressed],
-        "reason": np.array(SUPPRESSION_REASONS)[rng.integers(0, 3, suppressed.sum())],
-        "since": _iso(end - rng.integers(1, 400, suppressed.sum()).astype("timedelta64[D]")),
-    })
+    sup = pd.DataFrame(
+        {
+            "customer_id": ids[suppressed],
+            "reason": np.array(SUPPRESSION_REASONS)[rng.integers(0, 3, suppressed.sum())],
+            "since": _iso(end - rng.integers(1, 400, suppressed.sum()).astype("timedelta64[D]")),
+        }
+    )
 
     if bad_rows:
         # Rows an export really produces: an unknown tier, a value that is not a number.

@@ -66,8 +66,12 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            s.source: {"file": s.file, "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,
-                       "rows_quarantined": len(s.quarantined)}
+            s.source: {
+                "file": s.file,
+                "rows_read": s.rows_read,
+                "rows_loaded": s.rows_loaded,
+                "rows_quarantined": len(s.quarantined),
+            }
             for s in self.sources
         }
 
@@ -143,7 +147,10 @@ def _load_source(
     share = len(report.quarantined) / report.rows_read
     if share > contract.max_quarantine_share:
         raise ContractError(
-            source, path.name, "max_quarantine_share", None,
+            source,
+            path.name,
+            "max_quarantine_share",
+            None,
             f"{len(report.quarantined)} of {report.rows_read} rows ({share:.1%}) broke row rules; "
             f"the limit is {contract.max_quarantine_share:.1%}",
         )
@@ -177,7 +184,10 @@ def import_sources(
                     reports.append(_load_source(conn, source, spec, path, contract, run_date))
                 except sa.exc.IntegrityError as exc:
                     raise ContractError(
-                        source, path.name, "unique_key", ",".join(contract.key) or None,
+                        source,
+                        path.name,
+                        "unique_key",
+                        ",".join(contract.key) or None,
                         f"duplicate keys in the file ({type(exc.orig).__name__})",
                     ) from None
             refresh_preference_state(conn)
@@ -190,16 +200,27 @@ def import_sources(
             _record_quarantine(conn, run_date, reports)
         raise failure
     for rep in reports:
-        log.info("imported %s: %d read, %d loaded, %d quarantined", rep.source, rep.rows_read,
-                 rep.rows_loaded, len(rep.quarantined))
+        log.info(
+            "imported %s: %d read, %d loaded, %d quarantined",
+            rep.source,
+            rep.rows_read,
+            rep.rows_loaded,
+            len(rep.quarantined),
+        )
     return ImportReport(run_date=run_date, sources=reports)
 
 
 def _record_quarantine(conn: Connection, run_date: dt.date, reports: list[SourceReport]) -> None:
     conn.execute(quarantine.delete().where(quarantine.c.run_date == run_date))
     rows = [
-        {"run_date": run_date, "source": r.source, "file": r.file, "line": idx + 2,
-         "rules": json.dumps(rules), "raw": json.dumps(raw)}
+        {
+            "run_date": run_date,
+            "source": r.source,
+            "file": r.file,
+            "line": idx + 2,
+            "rules": json.dumps(rules),
+            "raw": json.dumps(raw),
+        }
         for r in reports
         for idx, rules, raw in r.quarantined
     ]
@@ -216,10 +237,16 @@ def _record(
     conn.execute(
         import_log.insert(),
         [
-            {"run_date": run_date, "source": r.source, "file": r.file,
-             "sha256": _file_sha256(sources_dir / config.sources[r.source].path.format(date=run_date.isoformat())),
-             "rows_read": r.rows_read, "rows_loaded": r.rows_loaded, "rows_quarantined": len(r.quarantined),
-             "imported_at": now}
+            {
+                "run_date": run_date,
+                "source": r.source,
+                "file": r.file,
+                "sha256": _file_sha256(sources_dir / config.sources[r.source].path.format(date=run_date.isoformat())),
+                "rows_read": r.rows_read,
+                "rows_loaded": r.rows_loaded,
+                "rows_quarantined": len(r.quarantined),
+                "imported_at": now,
+            }
             for r in reports
         ],
     )

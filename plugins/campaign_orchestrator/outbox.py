@@ -49,7 +49,7 @@ class RenderReport:
         return {"rendered": self.rendered, "errors": self.errors, "cancelled": self.cancelled}
 
 
-def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) -> Iterator[list[sa.Row[Any]]]:
+def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) -> Iterator[list[Any]]:
     """Target rows without a ledger entry, in chunks ordered by (campaign, customer)."""
     existing = sa.exists().where(
         outbox.c.campaign_id == target_list.c.campaign_id,
@@ -58,7 +58,10 @@ def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) ->
     )
     base = (
         sa.select(
-            target_list.c.campaign_id, target_list.c.customer_id, target_list.c.variant, target_list.c.send_at,
+            target_list.c.campaign_id,
+            target_list.c.customer_id,
+            target_list.c.variant,
+            target_list.c.send_at,
             *(customers.c[c] for c in columns),
         )
         .join(customers, customers.c.customer_id == target_list.c.customer_id)
@@ -76,7 +79,7 @@ def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) ->
                     sa.and_(target_list.c.campaign_id == last[0], target_list.c.customer_id > last[1]),
                 )
             )
-        rows = conn.execute(stmt).all()
+        rows: list[Any] = list(conn.execute(stmt).all())
         if not rows:
             return
         yield rows
@@ -116,7 +119,7 @@ def render_outbox(
             for row in rows:
                 campaign_id, customer_id, variant, send_at = row[0], row[1], row[2], row[3]
                 campaign = definitions.campaigns[campaign_id]
-                values = dict(zip(columns, row[4:], strict=True))
+                values: dict[str, Any] = dict(zip(columns, row[4:], strict=True))
                 values.update(campaign_id=campaign_id, customer_id=customer_id, variant=variant)
                 try:
                     fields = compiled[campaign_id].render(values)
@@ -126,14 +129,25 @@ def render_outbox(
                         report.error_samples.append(f"{campaign_id}: {exc}")
                     continue
                 mid = message_id(campaign_id, customer_id, run_date)
-                batch.append({
-                    "message_id": mid, "run_date": run_date, "slot_date": run_date,
-                    "campaign_id": campaign_id, "customer_id": customer_id, "variant": variant,
-                    "channel": campaign.channel, "destination": campaign.destination, "send_at": send_at,
-                    "payload": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
-                    "state": "pending", "attempts": 0, "shard_key": shard_key(mid),
-                    "created_at": now, "updated_at": now,
-                })
+                batch.append(
+                    {
+                        "message_id": mid,
+                        "run_date": run_date,
+                        "slot_date": run_date,
+                        "campaign_id": campaign_id,
+                        "customer_id": customer_id,
+                        "variant": variant,
+                        "channel": campaign.channel,
+                        "destination": campaign.destination,
+                        "send_at": send_at,
+                        "payload": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
+                        "state": "pending",
+                        "attempts": 0,
+                        "shard_key": shard_key(mid),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
                 report.rendered[campaign_id] = report.rendered.get(campaign_id, 0) + 1
             with engine.begin() as writer:
                 insert_ignore(writer, outbox, batch)

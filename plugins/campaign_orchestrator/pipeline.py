@@ -96,10 +96,17 @@ class Run:
             detail.setdefault("status", status)
             detail["wall_s"] = round(time.perf_counter() - t0, 3)
             with self.engine.begin() as conn:
-                conn.execute(run_log.insert().values(
-                    run_id=self.config.run_id, run_date=self.config.run_date, stage=name, started_at=started,
-                    finished_at=utcnow(), rows=detail.get("rows"), detail=json.dumps(detail, default=str),
-                ))
+                conn.execute(
+                    run_log.insert().values(
+                        run_id=self.config.run_id,
+                        run_date=self.config.run_date,
+                        stage=name,
+                        started_at=started,
+                        finished_at=utcnow(),
+                        rows=detail.get("rows"),
+                        detail=json.dumps(detail, default=str),
+                    )
+                )
             log.info("stage %s %s in %.2fs", name, status, detail["wall_s"])
 
 
@@ -116,8 +123,9 @@ def validate_definitions(run: Run) -> dict[str, Any]:
         for campaign in defs.campaigns.values():
             CompiledTemplate(defs.templates[campaign.template], variables)
         active = [c.id for c in defs.active_campaigns(run.config.run_date)]
-        detail.update(segments=len(defs.segments), campaigns=len(defs.campaigns), active_campaigns=active,
-                      rows=len(active))
+        detail.update(
+            segments=len(defs.segments), campaigns=len(defs.campaigns), active_campaigns=active, rows=len(active)
+        )
     return detail
 
 
@@ -157,7 +165,10 @@ def render_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
 
     with run.stage("render") as detail:
         report = render_outbox(
-            run.engine, run.definitions, contracts_mod.template_variables(run.contracts), run.config.run_date,
+            run.engine,
+            run.definitions,
+            contracts_mod.template_variables(run.contracts),
+            run.config.run_date,
             now or utcnow(),
         )
         detail.update(report.as_dict())
@@ -175,8 +186,12 @@ def deliver_stage(run: Run, shard: int, resolver: EndpointResolver = env_endpoin
 
     with run.stage(f"deliver[{shard}]") as detail:
         report = deliver_shard(
-            run.engine, run.definitions, run.config.run_date, shard,
-            run.definitions.settings.delivery.shards, resolver,
+            run.engine,
+            run.definitions,
+            run.config.run_date,
+            shard,
+            run.definitions.settings.delivery.shards,
+            resolver,
         )
         detail.update(report.as_dict())
         detail["rows"] = report.total_sent
@@ -208,6 +223,8 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
 def stage_details(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(run_log.c.stage, run_log.c.detail).where(run_log.c.run_id == run_id).order_by(run_log.c.started_at)
+            sa.select(run_log.c.stage, run_log.c.detail)
+            .where(run_log.c.run_id == run_id)
+            .order_by(run_log.c.started_at)
         ).all()
     return [{"stage": r.stage, **json.loads(r.detail or "{}")} for r in rows]

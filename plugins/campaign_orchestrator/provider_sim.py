@@ -118,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _SimServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # recipients are personal data: the simulator keeps no access log
 
     def _reply(self, status: int, doc: Any, headers: dict[str, str] | None = None) -> None:
@@ -139,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         store = self.server.store
         url = urlsplit(self.path)
         if url.path == "/healthz":
@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, {"message": "not found"})
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         store = self.server.store
         path = urlsplit(self.path).path
         body = self._body()
@@ -166,7 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
             doc = body if isinstance(body, dict) else {}
             with store.lock:
                 store.faults = Faults(
-                    fail_next=int(doc.get("fail_next", 0)), status=int(doc.get("status", 500)),
+                    fail_next=int(doc.get("fail_next", 0)),
+                    status=int(doc.get("status", 500)),
                     reject_ids=set(doc.get("reject_ids", [])),
                     rate_limit_per_hour=int(doc.get("rate_limit_per_hour", 250_000)),
                 )
@@ -195,13 +196,22 @@ class _Handler(BaseHTTPRequestHandler):
         limit = store.faults.rate_limit_per_hour
         reset = int((store.window[0] if store.window else now) + 3600)
         if len(store.window) >= limit:
-            return 429, {"message": "rate limit exceeded"}, {
-                "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(reset), "Retry-After": str(max(1, int(reset - now))),
-            }
+            return (
+                429,
+                {"message": "rate limit exceeded"},
+                {
+                    "X-RateLimit-Limit": str(limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(reset),
+                    "Retry-After": str(max(1, int(reset - now))),
+                },
+            )
         store.window.append(now)
-        headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(limit - len(store.window)),
-                   "X-RateLimit-Reset": str(reset)}
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(limit - len(store.window)),
+            "X-RateLimit-Reset": str(reset),
+        }
         if store.faults.fail_next > 0:
             store.faults.fail_next -= 1
             return store.faults.status, {"message": "injected failure"}, headers
@@ -220,11 +230,15 @@ class _Handler(BaseHTTPRequestHandler):
             doc["schedule_id"] = uuid.uuid4().hex
             schedule_time = body["schedule"]["time"]
         for recipient in body["recipients"]:
-            store.received.append({
-                "campaign_id": body["campaign_id"], "external_user_id": recipient["external_user_id"],
-                "trigger_properties": recipient.get("trigger_properties", {}),
-                "schedule_time": schedule_time, "dispatch_id": dispatch_id,
-            })
+            store.received.append(
+                {
+                    "campaign_id": body["campaign_id"],
+                    "external_user_id": recipient["external_user_id"],
+                    "trigger_properties": recipient.get("trigger_properties", {}),
+                    "schedule_time": schedule_time,
+                    "dispatch_id": dispatch_id,
+                }
+            )
             store.per_recipient[(body["campaign_id"], recipient["external_user_id"])] += 1
         if key:
             store.idempotent[key] = (201, doc)

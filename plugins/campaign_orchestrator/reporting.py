@@ -25,9 +25,16 @@ if TYPE_CHECKING:
     from campaign_orchestrator.pipeline import RunConfig
 
 SUMMARY_COLUMNS = (
-    ("campaign", "campaign"), ("channel", "channel"), ("segment_size", "segment"), ("eligible", "eligible"),
-    ("held_out", "held out"), ("capped", "capped"), ("lost_arbitration", "lost arb."), ("targeted", "targeted"),
-    ("delivered", "delivered"), ("delivered_this_run", "new"),
+    ("campaign", "campaign"),
+    ("channel", "channel"),
+    ("segment_size", "segment"),
+    ("eligible", "eligible"),
+    ("held_out", "held out"),
+    ("capped", "capped"),
+    ("lost_arbitration", "lost arb."),
+    ("targeted", "targeted"),
+    ("delivered", "delivered"),
+    ("delivered_this_run", "new"),
 )
 
 
@@ -38,7 +45,8 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         funnel = funnels(conn, run_date, campaign_ids)
         ledger = ledger_counts(conn, run_date)
         stage_rows = conn.execute(
-            sa.select(run_log.c.stage, run_log.c.detail).where(run_log.c.run_id == config.run_id)
+            sa.select(run_log.c.stage, run_log.c.detail)
+            .where(run_log.c.run_id == config.run_id)
             .order_by(run_log.c.started_at)
         ).all()
         imports = conn.execute(sa.select(import_log).where(import_log.c.run_date == run_date)).mappings().all()
@@ -61,14 +69,32 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         }
         row.update(funnel[cid].as_dict() if cid in funnel else {})
         row.update(
-            delivered=states.get("sent", 0), delivered_this_run=new_sends.get(cid, 0),
-            pending=states.get("pending", 0) + states.get("in_flight", 0), failed=states.get("failed", 0),
-            dead=states.get("dead", 0), unknown=states.get("unknown", 0), cancelled=states.get("cancelled", 0),
+            delivered=states.get("sent", 0),
+            delivered_this_run=new_sends.get(cid, 0),
+            pending=states.get("pending", 0) + states.get("in_flight", 0),
+            failed=states.get("failed", 0),
+            dead=states.get("dead", 0),
+            unknown=states.get("unknown", 0),
+            cancelled=states.get("cancelled", 0),
         )
         campaigns[cid] = row
-    totals = {k: sum(int(c.get(k) or 0) for c in campaigns.values())
-              for k in ("segment_size", "eligible", "held_out", "capped", "lost_arbitration", "targeted",
-                        "delivered", "delivered_this_run", "pending", "failed", "dead", "unknown")}
+    totals = {
+        k: sum(int(c.get(k) or 0) for c in campaigns.values())
+        for k in (
+            "segment_size",
+            "eligible",
+            "held_out",
+            "capped",
+            "lost_arbitration",
+            "targeted",
+            "delivered",
+            "delivered_this_run",
+            "pending",
+            "failed",
+            "dead",
+            "unknown",
+        )
+    }
     return {
         "run_date": run_date.isoformat(),
         "run_id": config.run_id,
@@ -85,22 +111,37 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Run report {report['run_date']}", "", f"run id `{report['run_id']}`, warehouse `{report['warehouse']}`", ""]
-    lines += ["## Campaigns", "", "| " + " | ".join(h for _, h in SUMMARY_COLUMNS) + " |",
-              "|" + "---|" * len(SUMMARY_COLUMNS)]
+    lines = [
+        f"# Run report {report['run_date']}",
+        "",
+        f"run id `{report['run_id']}`, warehouse `{report['warehouse']}`",
+        "",
+    ]
+    lines += [
+        "## Campaigns",
+        "",
+        "| " + " | ".join(h for _, h in SUMMARY_COLUMNS) + " |",
+        "|" + "---|" * len(SUMMARY_COLUMNS),
+    ]
     for row in report["campaigns"].values():
         lines.append("| " + " | ".join(str(row.get(k, "")) for k, _ in SUMMARY_COLUMNS) + " |")
     t = report["totals"]
-    lines += ["", f"Totals: {t['targeted']} targeted, {t['delivered']} delivered ({t['delivered_this_run']} new in "
-              f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown.", ""]
+    lines += [
+        "",
+        f"Totals: {t['targeted']} targeted, {t['delivered']} delivered ({t['delivered_this_run']} new in "
+        f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown.",
+        "",
+    ]
     lines += ["## Exclusions", ""]
     for row in report["campaigns"].values():
         reasons = ", ".join(f"{k}: {v}" for k, v in (row.get("excluded") or {}).items()) or "none"
         lines.append(f"- {row['campaign']}: {reasons}")
     lines += ["", "## Imports", "", "| source | file | read | loaded | quarantined |", "|---|---|---|---|---|"]
     for imp in report["imports"]:
-        lines.append(f"| {imp['source']} | {imp['file']} | {imp['rows_read']} | {imp['rows_loaded']} | "
-                     f"{imp['rows_quarantined']} |")
+        lines.append(
+            f"| {imp['source']} | {imp['file']} | {imp['rows_read']} | {imp['rows_loaded']} | "
+            f"{imp['rows_quarantined']} |"
+        )
     lines += ["", "## Stages", "", "| stage | status | seconds | rows |", "|---|---|---|---|"]
     for st in report["stages"]:
         lines.append(f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |")

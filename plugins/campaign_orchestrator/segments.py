@@ -264,12 +264,10 @@ def compute_memberships(
                 segment_membership.c.run_date == run_date, segment_membership.c.segment_id == segment_id
             )
         )
-        select = sa.select(
-            sa.literal(run_date, sa.Date()), sa.literal(segment_id), customers.c.customer_id
-        ).where(compile_rule(rules[segment_id], attributes, run_date))
-        conn.execute(
-            segment_membership.insert().from_select(["run_date", "segment_id", "customer_id"], select)
+        select = sa.select(sa.literal(run_date, sa.Date()), sa.literal(segment_id), customers.c.customer_id).where(
+            compile_rule(rules[segment_id], attributes, run_date)
         )
+        conn.execute(segment_membership.insert().from_select(["run_date", "segment_id", "customer_id"], select))
         sizes[segment_id] = segment_size(conn, segment_id, run_date)
     return sizes
 

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 
-class hash32(FunctionElement[int]):  # noqa: N801 - reads like the SQL function it is
+class hash32(FunctionElement[int]):
     type = BigInteger()
     name = "hash32"
     inherit_cache = True

@@ -42,7 +42,12 @@ from campaign_orchestrator.tables import (
 
 HOLDOUT_BUCKETS = 10_000
 REASONS = (
-    "suppressed", "not_opted_in", "no_device", "held_out", "capped_global", "lost_arbitration",
+    "suppressed",
+    "not_opted_in",
+    "no_device",
+    "held_out",
+    "capped_global",
+    "lost_arbitration",
 )
 LEDGER_SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
 DEFAULT_VARIANT = "default"
@@ -73,8 +78,12 @@ class Funnel:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "segment_size": self.segment_size, "eligible": self.eligible, "held_out": self.held_out,
-            "capped": self.capped, "lost_arbitration": self.lost_arbitration, "targeted": self.targeted,
+            "segment_size": self.segment_size,
+            "eligible": self.eligible,
+            "held_out": self.held_out,
+            "capped": self.capped,
+            "lost_arbitration": self.lost_arbitration,
+            "targeted": self.targeted,
             "excluded": dict(sorted(self.excluded.items())),
         }
 
@@ -160,7 +169,9 @@ def build_target_lists(
         zones.append("")
     slot_rows = []
     for campaign in campaigns:
-        for zone, instant in slot_instants(campaign, run_date, zones, definitions.settings.default_timezone, now).items():
+        for zone, instant in slot_instants(
+            campaign, run_date, zones, definitions.settings.default_timezone, now
+        ).items():
             slot_rows.append({"run_date": run_date, "campaign_id": campaign.id, "timezone": zone, "send_at": instant})
     conn.execute(send_slots.insert(), slot_rows)
 
@@ -169,16 +180,19 @@ def build_target_lists(
     conn.execute(
         holdout_list.insert().from_select(
             ["run_date", "campaign_id", "customer_id"],
-            sa.select(campaign_candidates.c.run_date, campaign_candidates.c.campaign_id, campaign_candidates.c.customer_id)
-            .where(campaign_candidates.c.run_date == run_date, campaign_candidates.c.exclusion_reason == "held_out"),
+            sa.select(
+                campaign_candidates.c.run_date, campaign_candidates.c.campaign_id, campaign_candidates.c.customer_id
+            ).where(campaign_candidates.c.run_date == run_date, campaign_candidates.c.exclusion_reason == "held_out"),
         )
     )
     conn.execute(
         target_exclusions.insert().from_select(
             ["run_date", "campaign_id", "customer_id", "reason"],
             sa.select(
-                campaign_candidates.c.run_date, campaign_candidates.c.campaign_id,
-                campaign_candidates.c.customer_id, campaign_candidates.c.exclusion_reason,
+                campaign_candidates.c.run_date,
+                campaign_candidates.c.campaign_id,
+                campaign_candidates.c.customer_id,
+                campaign_candidates.c.exclusion_reason,
             ).where(campaign_candidates.c.run_date == run_date, campaign_candidates.c.exclusion_reason.is_not(None)),
         )
     )
@@ -190,18 +204,20 @@ def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) ->
     # What other runs already put in the ledger for this customer and day counts against the cap.
     spent = (
         sa.select(outbox.c.customer_id, sa.func.count().label("n"))
-        .where(outbox.c.slot_date == run_date, outbox.c.run_date != run_date,
-               outbox.c.state.in_(LEDGER_SPENT_STATES))
+        .where(outbox.c.slot_date == run_date, outbox.c.run_date != run_date, outbox.c.state.in_(LEDGER_SPENT_STATES))
         .group_by(outbox.c.customer_id)
         .subquery("spent")
     )
     cand = campaign_candidates
     ranked = (
         sa.select(
-            cand.c.run_date, cand.c.campaign_id, cand.c.customer_id, cand.c.variant,
-            sa.func.row_number().over(
-                partition_by=cand.c.customer_id, order_by=(cand.c.priority, cand.c.campaign_id)
-            ).label("rank"),
+            cand.c.run_date,
+            cand.c.campaign_id,
+            cand.c.customer_id,
+            cand.c.variant,
+            sa.func.row_number()
+            .over(partition_by=cand.c.customer_id, order_by=(cand.c.priority, cand.c.campaign_id))
+            .label("rank"),
             (sa.literal(cap) - sa.func.coalesce(spent.c.n, 0)).label("budget"),
         )
         .select_from(cand.outerjoin(spent, spent.c.customer_id == cand.c.customer_id))
@@ -212,7 +228,9 @@ def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) ->
     conn.execute(
         target_list.insert().from_select(
             ["run_date", "campaign_id", "customer_id", "variant", "send_at"],
-            sa.select(ranked.c.run_date, ranked.c.campaign_id, ranked.c.customer_id, ranked.c.variant, send_slots.c.send_at)
+            sa.select(
+                ranked.c.run_date, ranked.c.campaign_id, ranked.c.customer_id, ranked.c.variant, send_slots.c.send_at
+            )
             .select_from(
                 ranked.join(customers, customers.c.customer_id == ranked.c.customer_id).join(
                     send_slots,
@@ -230,7 +248,9 @@ def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) ->
         target_exclusions.insert().from_select(
             ["run_date", "campaign_id", "customer_id", "reason"],
             sa.select(
-                ranked.c.run_date, ranked.c.campaign_id, ranked.c.customer_id,
+                ranked.c.run_date,
+                ranked.c.campaign_id,
+                ranked.c.customer_id,
                 sa.case((ranked.c.budget <= 0, "capped_global"), else_="lost_arbitration"),
             ).where(ranked.c.rank > ranked.c.budget),
         )

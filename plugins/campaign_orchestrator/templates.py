@@ -19,8 +19,23 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from campaign_orchestrator.definitions import Template
 
 SAFE_FILTERS = {
-    "capitalize", "default", "escape", "e", "float", "int", "length", "lower", "replace", "round",
-    "string", "title", "trim", "truncate", "upper", "wordcount", "abs",
+    "capitalize",
+    "default",
+    "escape",
+    "e",
+    "float",
+    "int",
+    "length",
+    "lower",
+    "replace",
+    "round",
+    "string",
+    "title",
+    "trim",
+    "truncate",
+    "upper",
+    "wordcount",
+    "abs",
 }
 MAX_FIELD_CHARS = 4096
 CONTEXT_VARIABLES = {"campaign_id", "customer_id", "variant"}
@@ -42,7 +57,13 @@ class _Env(ImmutableSandboxedEnvironment):
         if operator == "**" and (abs(_num(right)) > 64 or abs(_num(left)) > 10**6):
             raise jinja2.exceptions.SecurityError("exponent too large")
         if operator == "*":
-            sized = left if isinstance(left, str | list | tuple) else right if isinstance(right, str | list | tuple) else None
+            sized = (
+                left
+                if isinstance(left, str | list | tuple)
+                else right
+                if isinstance(right, str | list | tuple)
+                else None
+            )
             factor = right if sized is left else left
             if sized is not None and isinstance(factor, int) and len(sized) * factor > MAX_FIELD_CHARS:
                 raise jinja2.exceptions.SecurityError("repetition too large")
@@ -57,7 +78,9 @@ def build_environment(autoescape: bool = False) -> jinja2.Environment:
     env = _Env(autoescape=autoescape, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.clear()
     env.filters = {name: f for name, f in env.filters.items() if name in SAFE_FILTERS}
-    env.tests = {name: t for name, t in env.tests.items() if name in {"defined", "undefined", "none", "number", "string"}}
+    env.tests = {
+        name: t for name, t in env.tests.items() if name in {"defined", "undefined", "none", "number", "string"}
+    }
     return env
 
 

@@ -136,15 +136,12 @@ def _copy_postgres(conn: Connection, table: sa.Table, columns: Sequence[str], ro
     return total
 
 
-class _ChunkReader(io.TextIOBase):
+class _ChunkReader:
     """A file-like view of an iterator of text chunks, so psycopg2 COPY streams too."""
 
     def __init__(self, chunks: Iterable[str]) -> None:
         self._chunks = iter(chunks)
         self._pending = ""
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int | None = -1) -> str:
         want = size if size is not None and size >= 0 else None

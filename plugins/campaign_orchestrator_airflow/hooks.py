@@ -27,8 +27,13 @@ def _fields(conn_id: str) -> dict[str, Any] | None:
     except Exception:  # AirflowNotFoundException, whose import path moves between versions
         return None
     return {
-        "conn_type": conn.conn_type, "host": conn.host, "port": conn.port, "login": conn.login,
-        "password": conn.password, "schema": conn.schema, "extra": conn.extra_dejson,
+        "conn_type": conn.conn_type,
+        "host": conn.host,
+        "port": conn.port,
+        "login": conn.login,
+        "password": conn.password,
+        "schema": conn.schema,
+        "extra": conn.extra_dejson,
     }
 
 

@@ -71,5 +71,5 @@ def test_segment_cycles_are_refused(marketing: Path, repo: Path):
     (marketing / "segments" / "loop.yaml").write_text(
         "segments:\n  - id: a\n    rule: {segment: b}\n  - id: b\n    rule: {segment: a}\n"
     )
-    with pytest.raises(DefinitionError, match="segments refer to each other in a cycle: (a -> b -> a|b -> a -> b)"):
+    with pytest.raises(DefinitionError, match=r"segments refer to each other in a cycle: (a -> b -> a|b -> a -> b)"):
         load_definitions(marketing, _attributes(repo))

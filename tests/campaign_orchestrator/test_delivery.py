@@ -24,8 +24,12 @@ VARS = {"first_name"}
 
 def prepare(engine, defs, n=120):
     ids = [f"C{i:04d}" for i in range(n)]
-    load(engine, [customer(c, first_name=None if i % 7 == 0 else f"N{i}") for i, c in enumerate(ids)],
-         opted_in={"push": ids, "in_app": ids}, installs=[(c, "ios", True) for c in ids])
+    load(
+        engine,
+        [customer(c, first_name=None if i % 7 == 0 else f"N{i}") for i, c in enumerate(ids)],
+        opted_in={"push": ids, "in_app": ids},
+        installs=[(c, "ios", True) for c in ids],
+    )
     with engine.begin() as conn:
         compute_memberships(conn, {s.id: s.rule for s in defs.segments.values()}, {"customer_id": "string"}, RUN)
         build_target_lists(conn, defs, RUN, NOW)
@@ -66,8 +70,10 @@ def test_render_twice_writes_each_message_once_with_fallbacks(warehouse):
 
 
 def test_delivery_sends_each_message_exactly_once_across_reruns(warehouse, simulator):
-    defs = definitions([{"id": "p", "send_time": "now"}, {"id": "inbox", "channel": "in_app", "destination": "inbox"}],
-                       per_customer_per_day=2)
+    defs = definitions(
+        [{"id": "p", "send_time": "now"}, {"id": "inbox", "channel": "in_app", "destination": "inbox"}],
+        per_customer_per_day=2,
+    )
     prepare(warehouse, defs)
     sent, reports = deliver_all(warehouse, defs, simulator)
     assert sent == 240
@@ -92,9 +98,10 @@ def test_future_sends_are_scheduled_and_due_ones_sent(warehouse, simulator):
 def test_transient_failures_are_retried_and_bad_recipients_isolated(warehouse, simulator):
     defs = definitions([{"id": "p"}])
     prepare(warehouse, defs, n=60)
-    requests.post(simulator[0] + "/_sim/faults", json={"fail_next": 2, "status": 503, "reject_ids": ["C0007"]},
-                  timeout=5)
-    sent, reports = deliver_all(warehouse, defs, simulator)
+    requests.post(
+        simulator[0] + "/_sim/faults", json={"fail_next": 2, "status": 503, "reject_ids": ["C0007"]}, timeout=5
+    )
+    sent, _reports = deliver_all(warehouse, defs, simulator)
     assert sent == 59
     assert states(warehouse) == {"sent": 59, "dead": 1}
     with warehouse.connect() as conn:
@@ -111,8 +118,9 @@ def test_a_provider_that_stays_down_leaves_messages_failed_for_the_next_run(ware
     from campaign_orchestrator.delivery.dispatcher import ShardDelivery
 
     for shard in range(2):
-        ShardDelivery(warehouse, defs, RUN, shard, 2, resolver(simulator), clock=lambda: NOW,
-                      sleep=client_sleep.append).run()
+        ShardDelivery(
+            warehouse, defs, RUN, shard, 2, resolver(simulator), clock=lambda: NOW, sleep=client_sleep.append
+        ).run()
     assert states(warehouse) == {"failed": 5}
     requests.post(simulator[0] + "/_sim/faults", json={}, timeout=5)
     sent, _ = deliver_all(warehouse, defs, simulator)
@@ -126,7 +134,7 @@ def test_rows_left_in_flight_by_a_crash_are_resent_with_the_same_key(warehouse, 
     # Simulate a crash after the provider accepted the requests but before the ledger was updated.
     with warehouse.begin() as conn:
         conn.execute(outbox.update().values(state="in_flight"))
-    resent, reports = deliver_all(warehouse, defs, simulator)
+    _resent, reports = deliver_all(warehouse, defs, simulator)
     assert sum(r.resent_in_flight for r in reports) == 30
     s = stats(simulator)
     assert s["unique"] == 30 and s["duplicates"] == 0 and s["idempotent_replays"] >= 1

@@ -35,8 +35,11 @@ def test_rejects_what_braze_rejects(simulator):
     assert post(simulator, SEND, {"recipients": recipients(1)}).status_code == 400
     assert post(simulator, SEND, {"campaign_id": "c", "recipients": [{"trigger_properties": {}}]}).status_code == 400
     assert post(simulator, SCHEDULE, {"campaign_id": "c", "recipients": recipients(1)}).status_code == 400
-    ok = post(simulator, SCHEDULE, {"campaign_id": "c", "recipients": recipients(1),
-                                    "schedule": {"time": "2030-01-01T10:00:00Z"}})
+    ok = post(
+        simulator,
+        SCHEDULE,
+        {"campaign_id": "c", "recipients": recipients(1), "schedule": {"time": "2030-01-01T10:00:00Z"}},
+    )
     assert ok.status_code == 201 and ok.json()["schedule_id"]
     stats = requests.get(simulator[0] + "/_sim/stats", timeout=5).json()
     assert stats["recipients"] == 1 and stats["scheduled"] == 1

@@ -14,21 +14,61 @@ from campaign_orchestrator.tables import customers, segment_membership
 from tests.builders import customer, load
 
 RUN = dt.date(2026, 11, 22)
-ATTRS = {"customer_id": "string", "tier": "string", "country": "string", "lifetime_value": "float",
-         "signup_date": "date", "last_purchase_at": "datetime", "locale": "string"}
+ATTRS = {
+    "customer_id": "string",
+    "tier": "string",
+    "country": "string",
+    "lifetime_value": "float",
+    "signup_date": "date",
+    "last_purchase_at": "datetime",
+    "locale": "string",
+}
 
 PROFILES = [
-    customer("C1", tier="gold", country="GB", lifetime_value=900.0, signup_date=dt.date(2024, 1, 5),
-             last_purchase_at=dt.datetime(2026, 11, 20, 8)),
-    customer("C2", tier="silver", country="DE", lifetime_value=120.5, signup_date=dt.date(2025, 6, 1),
-             last_purchase_at=dt.datetime(2026, 6, 1)),
+    customer(
+        "C1",
+        tier="gold",
+        country="GB",
+        lifetime_value=900.0,
+        signup_date=dt.date(2024, 1, 5),
+        last_purchase_at=dt.datetime(2026, 11, 20, 8),
+    ),
+    customer(
+        "C2",
+        tier="silver",
+        country="DE",
+        lifetime_value=120.5,
+        signup_date=dt.date(2025, 6, 1),
+        last_purchase_at=dt.datetime(2026, 6, 1),
+    ),
     customer("C3", tier=None, country="FR", lifetime_value=None, signup_date=None, last_purchase_at=None),
-    customer("C4", tier="platinum", country="US", lifetime_value=5000.0, signup_date=dt.date(2020, 2, 29),
-             last_purchase_at=dt.datetime(2026, 9, 23, 23, 59), locale="en-US"),
-    customer("C5", tier="bronze", country="GB", lifetime_value=0.0, signup_date=dt.date(2026, 11, 1),
-             last_purchase_at=dt.datetime(2026, 10, 23), locale="en-GB"),
-    customer("C6", tier="Gold", country="ES", lifetime_value=500.0, signup_date=dt.date(2026, 11, 21),
-             last_purchase_at=None, locale="es-ES"),
+    customer(
+        "C4",
+        tier="platinum",
+        country="US",
+        lifetime_value=5000.0,
+        signup_date=dt.date(2020, 2, 29),
+        last_purchase_at=dt.datetime(2026, 9, 23, 23, 59),
+        locale="en-US",
+    ),
+    customer(
+        "C5",
+        tier="bronze",
+        country="GB",
+        lifetime_value=0.0,
+        signup_date=dt.date(2026, 11, 1),
+        last_purchase_at=dt.datetime(2026, 10, 23),
+        locale="en-GB",
+    ),
+    customer(
+        "C6",
+        tier="Gold",
+        country="ES",
+        lifetime_value=500.0,
+        signup_date=dt.date(2026, 11, 21),
+        last_purchase_at=None,
+        locale="es-ES",
+    ),
     customer("C7_100%", tier="silver", country="AU", lifetime_value=499.99, locale="en_AU"),
 ]
 
@@ -58,21 +98,36 @@ def reference(rule: dict[str, Any], df: pd.DataFrame, members: dict[str, set[str
     if ATTRS[rule["attribute"]] == "datetime" and op in ("gt", "gte", "lt", "lte", "eq"):
         value = pd.Timestamp(value)
     match op:
-        case "eq": return present & (col == value)
-        case "ne": return ~present | (col != value)
-        case "gt": return present & (col > value)
-        case "gte": return present & (col >= value)
-        case "lt": return present & (col < value)
-        case "lte": return present & (col <= value)
-        case "in": return present & col.isin(value)
-        case "not_in": return ~present | ~col.isin(value)
-        case "between": return present & (col >= value[0]) & (col <= value[1])
-        case "exists": return present
-        case "is_null": return ~present
-        case "contains": return present & col.fillna("").str.lower().str.contains(value.lower(), regex=False)
-        case "starts_with": return present & col.fillna("").str.lower().str.startswith(value.lower())
-        case "within_last": return present & (col >= anchor - _duration(value))
-        case "more_than_ago": return present & (col < anchor - _duration(value))
+        case "eq":
+            return present & (col == value)
+        case "ne":
+            return ~present | (col != value)
+        case "gt":
+            return present & (col > value)
+        case "gte":
+            return present & (col >= value)
+        case "lt":
+            return present & (col < value)
+        case "lte":
+            return present & (col <= value)
+        case "in":
+            return present & col.isin(value)
+        case "not_in":
+            return ~present | ~col.isin(value)
+        case "between":
+            return present & (col >= value[0]) & (col <= value[1])
+        case "exists":
+            return present
+        case "is_null":
+            return ~present
+        case "contains":
+            return present & col.fillna("").str.lower().str.contains(value.lower(), regex=False)
+        case "starts_with":
+            return present & col.fillna("").str.lower().str.startswith(value.lower())
+        case "within_last":
+            return present & (col >= anchor - _duration(value))
+        case "more_than_ago":
+            return present & (col < anchor - _duration(value))
     raise AssertionError(op)
 
 
@@ -104,10 +159,12 @@ RULES: dict[str, dict[str, Any]] = {
     "within_last_2w_date": {"attribute": "signup_date", "within_last": "2w"},
     "within_last_48h": {"attribute": "last_purchase_at", "within_last": "48h"},
     "not_of_condition_keeps_missing": {"not": {"attribute": "lifetime_value", "gt": 500}},
-    "nested_three_deep": {"all": [
-        {"any": [{"attribute": "country", "in": ["GB", "ES"]}, {"not": {"attribute": "tier", "exists": True}}]},
-        {"not": {"all": [{"attribute": "lifetime_value", "lt": 100}, {"attribute": "country", "eq": "GB"}]}},
-    ]},
+    "nested_three_deep": {
+        "all": [
+            {"any": [{"attribute": "country", "in": ["GB", "ES"]}, {"not": {"attribute": "tier", "exists": True}}]},
+            {"not": {"all": [{"attribute": "lifetime_value", "lt": 100}, {"attribute": "country", "eq": "GB"}]}},
+        ]
+    },
     "empty_result": {"all": [{"attribute": "tier", "eq": "gold"}, {"attribute": "tier", "eq": "silver"}]},
     "segment_of_segment": {"all": [{"segment": "base_gt"}, {"attribute": "country", "ne": "US"}]},
 }
@@ -125,8 +182,11 @@ def test_every_rule_matches_the_pandas_reference(loaded):
         sizes = compute_memberships(conn, rules, ATTRS, RUN)
     with loaded.connect() as conn:
         df = pd.DataFrame(conn.execute(sa.select(customers)).mappings().all())
-        got_rows = conn.execute(sa.select(segment_membership.c.segment_id, segment_membership.c.customer_id)
-                                .where(segment_membership.c.run_date == RUN)).all()
+        got_rows = conn.execute(
+            sa.select(segment_membership.c.segment_id, segment_membership.c.customer_id).where(
+                segment_membership.c.run_date == RUN
+            )
+        ).all()
     for col in ("signup_date", "last_purchase_at"):
         df[col] = pd.to_datetime(df[col])
     got: dict[str, set[str]] = {}
@@ -147,17 +207,20 @@ def test_rules_bind_values_as_parameters():
     assert hostile not in sql and "DROP" not in sql
 
 
-@pytest.mark.parametrize("rule, problem", [
-    ({"attribute": "password", "eq": "x"}, "unknown attribute 'password'"),
-    ({"attribute": "tier", "gt": 3, "lt": 5}, "exactly one operator"),
-    ({"attribute": "lifetime_value", "contains": "1"}, "contains works on text attributes"),
-    ({"attribute": "signup_date", "within_last": "soon"}, "expected a duration"),
-    ({"attribute": "lifetime_value", "between": [9, 1]}, "low is greater than high"),
-    ({"all": []}, "must be a non-empty list"),
-    ({"segment": "ghost"}, "unknown segment 'ghost'"),
-    ({"sql": "1=1"}, "unknown rule keys"),
-    ({"attribute": "tier", "exists": False}, "write 'exists: true'"),
-])
+@pytest.mark.parametrize(
+    "rule, problem",
+    [
+        ({"attribute": "password", "eq": "x"}, "unknown attribute 'password'"),
+        ({"attribute": "tier", "gt": 3, "lt": 5}, "exactly one operator"),
+        ({"attribute": "lifetime_value", "contains": "1"}, "contains works on text attributes"),
+        ({"attribute": "signup_date", "within_last": "soon"}, "expected a duration"),
+        ({"attribute": "lifetime_value", "between": [9, 1]}, "low is greater than high"),
+        ({"all": []}, "must be a non-empty list"),
+        ({"segment": "ghost"}, "unknown segment 'ghost'"),
+        ({"sql": "1=1"}, "unknown rule keys"),
+        ({"attribute": "tier", "exists": False}, "write 'exists: true'"),
+    ],
+)
 def test_wrong_rules_are_refused_with_the_path(rule, problem):
     problems = check_rule({"any": [rule]}, ATTRS, set())
     assert problems and problem in problems[0] and problems[0].startswith(".any[0]")
@@ -175,6 +238,9 @@ def test_memberships_are_kept_per_day_and_replaced_on_rerun(loaded):
         compute_memberships(conn, rules, ATTRS, RUN - dt.timedelta(days=1))
         compute_memberships(conn, rules, ATTRS, RUN)
     with loaded.connect() as conn:
-        per_day = dict(conn.execute(sa.select(segment_membership.c.run_date, sa.func.count())
-                                    .group_by(segment_membership.c.run_date)).all())
+        per_day = dict(
+            conn.execute(
+                sa.select(segment_membership.c.run_date, sa.func.count()).group_by(segment_membership.c.run_date)
+            ).all()
+        )
     assert list(per_day.values()) == [1, 1]

@@ -25,26 +25,29 @@ def test_unknown_variables_are_refused_at_compile_time():
 
 
 def test_syntax_errors_name_the_field_and_line():
-    with pytest.raises(RenderError, match="content.body: line 1"):
+    with pytest.raises(RenderError, match=r"content\.body: line 1"):
         CompiledTemplate(push("ok", body="{{ first_name "), VARS)
 
 
-@pytest.mark.parametrize("payload", [
-    "{{ first_name.__class__ }}",
-    "{{ first_name.__class__.__mro__[1].__subclasses__() }}",
-    "{{ first_name|attr('__class__') }}",
-    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
-    "{{ lipsum.__globals__['os'].popen('id').read() }}",
-    "{{ range(10)|list }}",
-    "{{ namespace() }}",
-    "{{ 'x' * 100000000 }}",
-    "{{ 9 ** 9 ** 9 }}",
-    "{{ first_name['__class__'] }}",
-    "{{ '{0.__class__}'.format(first_name) }}",
-    "{{ self.__init__.__globals__ }}",
-    "{{ config }}",
-    "{{ request }}",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ first_name.__class__ }}",
+        "{{ first_name.__class__.__mro__[1].__subclasses__() }}",
+        "{{ first_name|attr('__class__') }}",
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        "{{ lipsum.__globals__['os'].popen('id').read() }}",
+        "{{ range(10)|list }}",
+        "{{ namespace() }}",
+        "{{ 'x' * 100000000 }}",
+        "{{ 9 ** 9 ** 9 }}",
+        "{{ first_name['__class__'] }}",
+        "{{ '{0.__class__}'.format(first_name) }}",
+        "{{ self.__init__.__globals__ }}",
+        "{{ config }}",
+        "{{ request }}",
+    ],
+)
 def test_injection_payloads_fail_safely(payload: str):
     variables = VARS | {"cycler", "lipsum", "range", "namespace", "self", "config", "request"}
     try:

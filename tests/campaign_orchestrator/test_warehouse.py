@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from campaign_orchestrator.sqlfuncs import hash32, hash_bucket
 from campaign_orchestrator.tables import events, outbox
-from campaign_orchestrator.warehouse import bulk_insert, hash32 as py_hash32, insert_ignore, normalise_url, redacted
+from campaign_orchestrator.warehouse import bulk_insert, insert_ignore, normalise_url, redacted
+from campaign_orchestrator.warehouse import hash32 as py_hash32
 
 
 def test_bulk_insert_round_trips_every_type(any_warehouse):
@@ -21,16 +22,23 @@ def test_bulk_insert_round_trips_every_type(any_warehouse):
         n = bulk_insert(conn, events, ["customer_id", "name", "ts", "amount", "import_date"], iter(rows))
     assert n == 3
     with any_warehouse.connect() as conn:
-        got = conn.execute(sa.select(events.c.customer_id, events.c.name, events.c.ts, events.c.amount,
-                                     events.c.import_date).order_by(events.c.customer_id)).all()
+        got = conn.execute(
+            sa.select(events.c.customer_id, events.c.name, events.c.ts, events.c.amount, events.c.import_date).order_by(
+                events.c.customer_id
+            )
+        ).all()
     assert [tuple(r) for r in got] == sorted(rows)
 
 
 def test_bulk_insert_rolls_back_with_the_transaction(warehouse):
     try:
         with warehouse.begin() as conn:
-            bulk_insert(conn, events, ["customer_id", "name", "ts", "import_date"],
-                        [("C1", "x", dt.datetime(2026, 1, 1), dt.date(2026, 1, 1))])
+            bulk_insert(
+                conn,
+                events,
+                ["customer_id", "name", "ts", "import_date"],
+                [("C1", "x", dt.datetime(2026, 1, 1), dt.date(2026, 1, 1))],
+            )
             raise RuntimeError("abort")
     except RuntimeError:
         pass
@@ -59,13 +67,31 @@ def test_hash_bucket_is_the_same_on_every_engine(any_warehouse):
 
 def test_insert_ignore_skips_existing_keys(any_warehouse):
     now = dt.datetime(2026, 1, 1)
-    row = {"message_id": "m1", "run_date": now.date(), "slot_date": now.date(), "campaign_id": "c", "customer_id": "u",
-           "variant": "default", "channel": "push", "destination": "d", "send_at": now, "payload": "{}",
-           "state": "sent", "attempts": 1, "shard_key": 1, "created_at": now, "updated_at": now}
+    row = {
+        "message_id": "m1",
+        "run_date": now.date(),
+        "slot_date": now.date(),
+        "campaign_id": "c",
+        "customer_id": "u",
+        "variant": "default",
+        "channel": "push",
+        "destination": "d",
+        "send_at": now,
+        "payload": "{}",
+        "state": "sent",
+        "attempts": 1,
+        "shard_key": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
     with any_warehouse.begin() as conn:
         insert_ignore(conn, outbox, [row])
     with any_warehouse.begin() as conn:
-        insert_ignore(conn, outbox, [{**row, "state": "pending"}, {**row, "message_id": "m2", "customer_id": "v", "state": "pending"}])
+        insert_ignore(
+            conn,
+            outbox,
+            [{**row, "state": "pending"}, {**row, "message_id": "m2", "customer_id": "v", "state": "pending"}],
+        )
     with any_warehouse.connect() as conn:
         states = dict(conn.execute(sa.select(outbox.c.message_id, outbox.c.state)).all())
     assert states == {"m1": "sent", "m2": "pending"}

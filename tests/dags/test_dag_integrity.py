@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -40,9 +41,17 @@ def test_every_task_retries_at_least_twice(dagbag):
 
 def test_the_stages_run_in_order(dagbag):
     dag = dagbag.dags["nightly_campaigns"]
-    order = ["validate_definitions", "import_sources", "compute_segments", "build_target_lists", "render_messages",
-             "plan_delivery_shards", "deliver", "write_report"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    order = [
+        "validate_definitions",
+        "import_sources",
+        "compute_segments",
+        "build_target_lists",
+        "render_messages",
+        "plan_delivery_shards",
+        "deliver",
+        "write_report",
+    ]
+    for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
     assert dag.schedule is not None and not dag.catchup and dag.max_active_runs == 1
 
@@ -59,7 +68,7 @@ def test_parsing_touches_no_database_variable_connection_or_heavy_module(tmp_pat
         import sqlalchemy.engine.create as create; create.create_engine = trap
         airflow.sdk.Variable.get = staticmethod(trap)
         airflow.sdk.BaseHook.get_connection = classmethod(trap)
-        runpy.run_path({str(DAGS / 'nightly_campaigns.py')!r})
+        runpy.run_path({str(DAGS / "nightly_campaigns.py")!r})
         heavy = [m for m in ("pandas", "great_expectations", "campaign_orchestrator",
                              "campaign_orchestrator_airflow") if m in sys.modules]
         print("HEAVY", heavy)

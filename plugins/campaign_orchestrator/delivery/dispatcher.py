@@ -69,14 +69,26 @@ class DeliveryReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "shard": self.shard, "sent": self.sent, "dead": self.dead, "failed": self.failed,
-            "unknown": self.unknown, "resent_in_flight": self.resent_in_flight, "requests": self.requests,
+            "shard": self.shard,
+            "sent": self.sent,
+            "dead": self.dead,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "resent_in_flight": self.resent_in_flight,
+            "requests": self.requests,
         }
 
 
 COLUMNS = (
-    outbox.c.message_id, outbox.c.campaign_id, outbox.c.customer_id, outbox.c.variant, outbox.c.destination,
-    outbox.c.send_at, outbox.c.payload, outbox.c.request_key, outbox.c.claim_id,
+    outbox.c.message_id,
+    outbox.c.campaign_id,
+    outbox.c.customer_id,
+    outbox.c.variant,
+    outbox.c.destination,
+    outbox.c.send_at,
+    outbox.c.payload,
+    outbox.c.request_key,
+    outbox.c.claim_id,
 )
 
 
@@ -86,8 +98,15 @@ def _in_shard(shard: int, shards: int) -> sa.ColumnElement[bool]:
 
 class ShardDelivery:
     def __init__(
-        self, engine: Engine, definitions: Definitions, run_date: dt.date, shard: int, shards: int,
-        resolver: EndpointResolver, clock: Clock = utcnow, sleep: Callable[[float], None] | None = None,
+        self,
+        engine: Engine,
+        definitions: Definitions,
+        run_date: dt.date,
+        shard: int,
+        shards: int,
+        resolver: EndpointResolver,
+        clock: Clock = utcnow,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if not 0 <= shard < shards:
             raise ValueError(f"shard {shard} is not in [0, {shards})")
@@ -108,8 +127,12 @@ class ShardDelivery:
             bucket = TokenBucket(max(1, self.settings.requests_per_hour // self.shards))
             kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep else {}
             self._clients[destination] = ProviderClient(
-                self._resolver(dest.connection_id), bucket, max_attempts=self.settings.max_attempts,
-                timeout_s=self.settings.timeout_s, now=self.clock, **kwargs,
+                self._resolver(dest.connection_id),
+                bucket,
+                max_attempts=self.settings.max_attempts,
+                timeout_s=self.settings.timeout_s,
+                now=self.clock,
+                **kwargs,
             )
         return self._clients[destination]
 
@@ -119,22 +142,37 @@ class ShardDelivery:
         """Rows that gave up on transient errors in an earlier attempt get another chance."""
         conn.execute(
             outbox.update()
-            .where(outbox.c.run_date == self.run_date, outbox.c.state == "failed", _in_shard(self.shard, self.shards),
-                   outbox.c.attempts < self.settings.max_attempts)
+            .where(
+                outbox.c.run_date == self.run_date,
+                outbox.c.state == "failed",
+                _in_shard(self.shard, self.shards),
+                outbox.c.attempts < self.settings.max_attempts,
+            )
             .values(state="pending", updated_at=self.clock())
         )
 
-    def _claim(self) -> tuple[list[sa.Row[Any]], bool]:
+    def _claim(self) -> tuple[list[Any], bool]:
         """Rows this worker now owns, and whether any pending rows were seen at all."""
         claim_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            candidates = conn.execute(
-                sa.select(*COLUMNS)
-                .where(outbox.c.run_date == self.run_date, outbox.c.state == "pending", _in_shard(self.shard, self.shards))
-                .order_by(outbox.c.destination, outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at,
-                          outbox.c.message_id)
-                .limit(self.settings.claim_size)
-            ).all()
+            candidates: list[Any] = list(
+                conn.execute(
+                    sa.select(*COLUMNS)
+                    .where(
+                        outbox.c.run_date == self.run_date,
+                        outbox.c.state == "pending",
+                        _in_shard(self.shard, self.shards),
+                    )
+                    .order_by(
+                        outbox.c.destination,
+                        outbox.c.campaign_id,
+                        outbox.c.variant,
+                        outbox.c.send_at,
+                        outbox.c.message_id,
+                    )
+                    .limit(self.settings.claim_size)
+                ).all()
+            )
             if not candidates:
                 return [], False
             keys = self._batch_keys(candidates)
@@ -142,34 +180,39 @@ class ShardDelivery:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.message_id == sa.bindparam("mid"), outbox.c.state == "pending")
-                .values(state="in_flight", claim_id=claim_id, request_key=sa.bindparam("rk"),
-                        attempts=outbox.c.attempts + 1, updated_at=now),
+                .values(
+                    state="in_flight",
+                    claim_id=claim_id,
+                    request_key=sa.bindparam("rk"),
+                    attempts=outbox.c.attempts + 1,
+                    updated_at=now,
+                ),
                 [{"mid": r.message_id, "rk": keys[r.message_id]} for r in candidates],
             )
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all(), True
+            return list(conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all()), True
 
-    def _batch_keys(self, rows: list[sa.Row[Any]]) -> dict[str, str]:
+    def _batch_keys(self, rows: list[Any]) -> dict[str, str]:
         keys: dict[str, str] = {}
         for group in self._groups(rows):
             key = request_key([r.message_id for r in group])
             keys.update((r.message_id, key) for r in group)
         return keys
 
-    def _groups(self, rows: Iterable[sa.Row[Any]]) -> list[list[sa.Row[Any]]]:
+    def _groups(self, rows: Iterable[Any]) -> list[list[Any]]:
         """Provider batches: same destination, campaign, variant and send instant; at most batch_size."""
-        by_key: dict[tuple[Any, ...], list[sa.Row[Any]]] = defaultdict(list)
+        by_key: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
         for r in rows:
             by_key[(r.destination, r.campaign_id, r.variant, r.send_at)].append(r)
         size = self.settings.batch_size
-        return [group[i:i + size] for group in by_key.values() for i in range(0, len(group), size)]
+        return [group[i : i + size] for group in by_key.values() for i in range(0, len(group), size)]
 
     # ---------------------------------------------------------------- sending
 
     def _is_store(self, destination: str) -> bool:
         return self.definitions.settings.destinations[destination].kind == "message_store"
 
-    def _deliver_rows(self, rows: list[sa.Row[Any]], batches: list[list[sa.Row[Any]]]) -> None:
+    def _deliver_rows(self, rows: list[Any], batches: list[list[Any]]) -> None:
         store_rows = [r for r in rows if self._is_store(r.destination)]
         if store_rows:
             with self.engine.begin() as conn:
@@ -183,7 +226,7 @@ class ShardDelivery:
             outcomes = list(pool.map(self._send_batch, provider_batches))
         self._record(provider_batches, outcomes)
 
-    def _send_batch(self, rows: list[sa.Row[Any]]) -> BatchOutcome:
+    def _send_batch(self, rows: list[Any]) -> BatchOutcome:
         first = rows[0]
         campaign = self.definitions.campaigns[first.campaign_id]
         assert campaign.provider_campaign_id is not None
@@ -194,7 +237,7 @@ class ShardDelivery:
         )
         return self.client(first.destination).send(batch)
 
-    def _record(self, batches: list[list[sa.Row[Any]]], outcomes: list[BatchOutcome]) -> None:
+    def _record(self, batches: list[list[Any]], outcomes: list[BatchOutcome]) -> None:
         now = self.clock()
         sent, dead, failed = [], [], []
         for rows, outcome in zip(batches, outcomes, strict=True):
@@ -209,20 +252,28 @@ class ShardDelivery:
                     if len(self.report.dead_samples) < 10:
                         self.report.dead_samples.append(f"{r.campaign_id}: {outcome.dead[r.message_id]}")
                 else:
-                    failed.append({"mid": r.message_id, "cid": r.claim_id,
-                                   "e": outcome.failed.get(r.message_id, "no outcome")})
+                    failed.append(
+                        {"mid": r.message_id, "cid": r.claim_id, "e": outcome.failed.get(r.message_id, "no outcome")}
+                    )
                     self.report.add(self.report.failed, r.campaign_id)
         mine = sa.and_(outbox.c.message_id == sa.bindparam("mid"), outbox.c.claim_id == sa.bindparam("cid"))
         with self.engine.begin() as conn:
             if sent:
-                conn.execute(outbox.update().where(mine).values(
-                    state="sent", dispatch_id=sa.bindparam("d"), sent_at=now, updated_at=now, last_error=None), sent)
+                conn.execute(
+                    outbox.update()
+                    .where(mine)
+                    .values(state="sent", dispatch_id=sa.bindparam("d"), sent_at=now, updated_at=now, last_error=None),
+                    sent,
+                )
             if dead:
-                conn.execute(outbox.update().where(mine).values(
-                    state="dead", last_error=sa.bindparam("e"), updated_at=now), dead)
+                conn.execute(
+                    outbox.update().where(mine).values(state="dead", last_error=sa.bindparam("e"), updated_at=now), dead
+                )
             if failed:
-                conn.execute(outbox.update().where(mine).values(
-                    state="failed", last_error=sa.bindparam("e"), updated_at=now), failed)
+                conn.execute(
+                    outbox.update().where(mine).values(state="failed", last_error=sa.bindparam("e"), updated_at=now),
+                    failed,
+                )
 
     # ---------------------------------------------------------------- recovery
 
@@ -230,12 +281,14 @@ class ShardDelivery:
         with self.engine.connect() as conn:
             stuck = conn.execute(
                 sa.select(*COLUMNS).where(
-                    outbox.c.run_date == self.run_date, outbox.c.state == "in_flight", _in_shard(self.shard, self.shards)
+                    outbox.c.run_date == self.run_date,
+                    outbox.c.state == "in_flight",
+                    _in_shard(self.shard, self.shards),
                 )
             ).all()
         if not stuck:
             return
-        by_request: dict[str, list[sa.Row[Any]]] = defaultdict(list)
+        by_request: dict[str, list[Any]] = defaultdict(list)
         unknown: list[dict[str, Any]] = []
         for r in stuck:
             dest = self.definitions.settings.destinations.get(r.destination)
@@ -247,14 +300,22 @@ class ShardDelivery:
             with self.engine.begin() as conn:
                 conn.execute(
                     outbox.update()
-                    .where(outbox.c.message_id == sa.bindparam("mid"), outbox.c.claim_id == sa.bindparam("cid"),
-                           outbox.c.state == "in_flight")
-                    .values(state="unknown", updated_at=self.clock(),
-                            last_error="possibly delivered: in flight when a run stopped; not resent"),
+                    .where(
+                        outbox.c.message_id == sa.bindparam("mid"),
+                        outbox.c.claim_id == sa.bindparam("cid"),
+                        outbox.c.state == "in_flight",
+                    )
+                    .values(
+                        state="unknown",
+                        updated_at=self.clock(),
+                        last_error="possibly delivered: in flight when a run stopped; not resent",
+                    ),
                     unknown,
                 )
             self.report.unknown += len(unknown)
-            log.warning("shard %d: %d messages were in flight at a crash and are marked unknown", self.shard, len(unknown))
+            log.warning(
+                "shard %d: %d messages were in flight at a crash and are marked unknown", self.shard, len(unknown)
+            )
         batches = list(by_request.values())
         if batches:
             self.report.resent_in_flight += sum(len(b) for b in batches)
@@ -274,7 +335,12 @@ class ShardDelivery:
 
 
 def deliver_shard(
-    engine: Engine, definitions: Definitions, run_date: dt.date, shard: int, shards: int,
-    resolver: EndpointResolver, clock: Clock = utcnow,
+    engine: Engine,
+    definitions: Definitions,
+    run_date: dt.date,
+    shard: int,
+    shards: int,
+    resolver: EndpointResolver,
+    clock: Clock = utcnow,
 ) -> DeliveryReport:
     return ShardDelivery(engine, definitions, run_date, shard, shards, resolver, clock).run()

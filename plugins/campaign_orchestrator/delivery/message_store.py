@@ -27,20 +27,22 @@ def store_messages(
     for row in rows:
         campaign = campaigns[row.campaign_id]
         options = campaign.in_app
-        records.append({
-            "message_id": row.message_id,
-            "customer_id": row.customer_id,
-            "campaign_id": row.campaign_id,
-            "treatment_id": row.variant,
-            "content": row.payload,
-            "priority": options.priority,
-            "start_at": row.send_at,
-            "end_at": row.send_at + dt.timedelta(hours=options.expires_after_hours),
-            "session_cap": options.session_cap,
-            "daily_cap": options.daily_cap,
-            "total_cap": options.total_cap,
-            "created_at": now,
-        })
+        records.append(
+            {
+                "message_id": row.message_id,
+                "customer_id": row.customer_id,
+                "campaign_id": row.campaign_id,
+                "treatment_id": row.variant,
+                "content": row.payload,
+                "priority": options.priority,
+                "start_at": row.send_at,
+                "end_at": row.send_at + dt.timedelta(hours=options.expires_after_hours),
+                "session_cap": options.session_cap,
+                "daily_cap": options.daily_cap,
+                "total_cap": options.total_cap,
+                "created_at": now,
+            }
+        )
     insert_ignore(conn, inapp_messages, records)
     if records:
         conn.execute(
@@ -53,12 +55,33 @@ def store_messages(
 
 
 def publish_public_message(
-    conn: Connection, message_id: str, campaign_id: str, content: dict[str, Any], priority: int,
-    start_at: dt.datetime, end_at: dt.datetime | None, now: dt.datetime,
+    conn: Connection,
+    message_id: str,
+    campaign_id: str,
+    content: dict[str, Any],
+    priority: int,
+    start_at: dt.datetime,
+    end_at: dt.datetime | None,
+    now: dt.datetime,
 ) -> None:
     """A message for every customer (outage notice, forced update): customer_id is NULL."""
-    insert_ignore(conn, inapp_messages, [{
-        "message_id": message_id, "customer_id": None, "campaign_id": campaign_id, "treatment_id": "public",
-        "content": json.dumps(content, ensure_ascii=False), "priority": priority, "start_at": start_at,
-        "end_at": end_at, "session_cap": None, "daily_cap": None, "total_cap": None, "created_at": now,
-    }])
+    insert_ignore(
+        conn,
+        inapp_messages,
+        [
+            {
+                "message_id": message_id,
+                "customer_id": None,
+                "campaign_id": campaign_id,
+                "treatment_id": "public",
+                "content": json.dumps(content, ensure_ascii=False),
+                "priority": priority,
+                "start_at": start_at,
+                "end_at": end_at,
+                "session_cap": None,
+                "daily_cap": None,
+                "total_cap": None,
+                "created_at": now,
+            }
+        ],
+    )

@@ -143,11 +143,13 @@ class ProviderClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.headers.update({
-                "Authorization": f"Bearer {self.endpoint.api_key}",
-                "Content-Type": "application/json",
-                "User-Agent": "campaign-orchestrator/0.1",
-            })
+            session.headers.update(
+                {
+                    "Authorization": f"Bearer {self.endpoint.api_key}",
+                    "Content-Type": "application/json",
+                    "User-Agent": "campaign-orchestrator/0.1",
+                }
+            )
             self._local.session = session
         return session
 
