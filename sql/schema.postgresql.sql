@@ -114,9 +114,9 @@ CREATE TABLE outbox (
 	CONSTRAINT uq_outbox_slot UNIQUE (campaign_id, customer_id, slot_date)
 );
 
+CREATE INDEX ix_outbox_claim ON outbox (claim_id);
 CREATE INDEX ix_outbox_customer_slot ON outbox (customer_id, slot_date);
-CREATE INDEX ix_outbox_run_date ON outbox (run_date);
-CREATE INDEX ix_outbox_state_shard ON outbox (state, shard_key);
+CREATE INDEX ix_outbox_run_state ON outbox (run_date, state);
 
 CREATE TABLE preference_state (
 	customer_id VARCHAR(64) NOT NULL, 

@@ -181,7 +181,11 @@ def delivery_shards(run: Run) -> list[int]:
     return list(range(run.definitions.settings.delivery.shards))
 
 
-def deliver_stage(run: Run, shard: int, resolver: EndpointResolver = env_endpoint_resolver) -> dict[str, Any]:
+def deliver_stage(
+    run: Run, shard: int, resolver: EndpointResolver = env_endpoint_resolver, concurrent_shards: int | None = None
+) -> dict[str, Any]:
+    """Deliver one outbox shard. Mapped DAG tasks send side by side and split the provider's budget;
+    the CLI sends shard after shard (concurrent_shards=1), each with the whole budget."""
     from campaign_orchestrator.delivery import deliver_shard
 
     with run.stage(f"deliver[{shard}]") as detail:
@@ -192,6 +196,7 @@ def deliver_stage(run: Run, shard: int, resolver: EndpointResolver = env_endpoin
             shard,
             run.definitions.settings.delivery.shards,
             resolver,
+            concurrent_shards=concurrent_shards,
         )
         detail.update(report.as_dict())
         detail["rows"] = report.total_sent
@@ -216,7 +221,7 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
     targets_stage(run)
     render_stage(run)
     for shard in delivery_shards(run):
-        deliver_stage(run, shard, resolver)
+        deliver_stage(run, shard, resolver, concurrent_shards=1)
     return report_stage(run)
 
 

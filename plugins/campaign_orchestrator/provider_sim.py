@@ -116,6 +116,7 @@ def _validate(path: str, body: Any, faults: Faults) -> str | None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     server: _SimServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -223,9 +223,9 @@ outbox = Table(
     Column("updated_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
     UniqueConstraint("campaign_id", "customer_id", "slot_date", name="uq_outbox_slot"),
-    Index("ix_outbox_state_shard", "state", "shard_key"),
+    Index("ix_outbox_run_state", "run_date", "state"),
+    Index("ix_outbox_claim", "claim_id"),
     Index("ix_outbox_customer_slot", "customer_id", "slot_date"),
-    Index("ix_outbox_run_date", "run_date"),
 )
 
 inapp_messages = Table(

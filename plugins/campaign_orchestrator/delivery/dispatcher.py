@@ -107,11 +107,14 @@ class ShardDelivery:
         resolver: EndpointResolver,
         clock: Clock = utcnow,
         sleep: Callable[[float], None] | None = None,
+        concurrent_shards: int | None = None,
     ) -> None:
         if not 0 <= shard < shards:
             raise ValueError(f"shard {shard} is not in [0, {shards})")
         self.engine, self.definitions, self.run_date = engine, definitions, run_date
         self.shard, self.shards = shard, shards
+        # Shards that send at the same time split the provider's hourly budget between them.
+        self.concurrent_shards = max(1, concurrent_shards or shards)
         self.settings: DeliverySettings = definitions.settings.delivery
         self.clock = clock
         self.report = DeliveryReport(shard=shard)
@@ -123,8 +126,7 @@ class ShardDelivery:
         if destination not in self._clients:
             dest = self.definitions.settings.destinations[destination]
             assert dest.connection_id is not None
-            # Every shard gets its share of the provider's hourly budget.
-            bucket = TokenBucket(max(1, self.settings.requests_per_hour // self.shards))
+            bucket = TokenBucket(max(1, self.settings.requests_per_hour // self.concurrent_shards))
             kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep else {}
             self._clients[destination] = ProviderClient(
                 self._resolver(dest.connection_id),
@@ -152,52 +154,61 @@ class ShardDelivery:
         )
 
     def _claim(self) -> tuple[list[Any], bool]:
-        """Rows this worker now owns, and whether any pending rows were seen at all."""
+        """Rows this worker now owns, and whether any pending rows were seen at all.
+
+        One conditional UPDATE takes up to claim_size pending rows (the derived table keeps the
+        LIMIT legal on MySQL); the outer `state = 'pending'` is re-checked under the row lock, so
+        two workers can never both take a row.
+        """
         claim_id = str(uuid.uuid4())
+        picked = (
+            sa.select(outbox.c.message_id)
+            .where(outbox.c.run_date == self.run_date, outbox.c.state == "pending", _in_shard(self.shard, self.shards))
+            .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+            .limit(self.settings.claim_size)
+            .subquery("picked")
+        )
         with self.engine.begin() as conn:
-            candidates: list[Any] = list(
+            taken = conn.execute(
+                outbox.update()
+                .where(outbox.c.message_id.in_(sa.select(picked.c.message_id)), outbox.c.state == "pending")
+                .values(state="in_flight", claim_id=claim_id, attempts=outbox.c.attempts + 1, updated_at=self.clock())
+            ).rowcount
+        if not taken:
+            return [], self._any_pending()
+        with self.engine.begin() as conn:
+            rows = list(
                 conn.execute(
                     sa.select(*COLUMNS)
+                    .where(outbox.c.claim_id == claim_id)
+                    .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+                ).all()
+            )
+            # Remember each provider batch's key, so a crash can be resolved by resending the same batch.
+            for group in self._groups(r for r in rows if not self._is_store(r.destination)):
+                key = request_key([r.message_id for r in group])
+                # By primary key only: an extra claim_id test lets SQLite pick the claim index and scan.
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.message_id.in_([r.message_id for r in group]))
+                    .values(request_key=key)
+                )
+        return rows, True
+
+    def _any_pending(self) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(outbox.c.message_id)
                     .where(
                         outbox.c.run_date == self.run_date,
                         outbox.c.state == "pending",
                         _in_shard(self.shard, self.shards),
                     )
-                    .order_by(
-                        outbox.c.destination,
-                        outbox.c.campaign_id,
-                        outbox.c.variant,
-                        outbox.c.send_at,
-                        outbox.c.message_id,
-                    )
-                    .limit(self.settings.claim_size)
-                ).all()
+                    .limit(1)
+                ).first()
+                is not None
             )
-            if not candidates:
-                return [], False
-            keys = self._batch_keys(candidates)
-            now = self.clock()
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.message_id == sa.bindparam("mid"), outbox.c.state == "pending")
-                .values(
-                    state="in_flight",
-                    claim_id=claim_id,
-                    request_key=sa.bindparam("rk"),
-                    attempts=outbox.c.attempts + 1,
-                    updated_at=now,
-                ),
-                [{"mid": r.message_id, "rk": keys[r.message_id]} for r in candidates],
-            )
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all()), True
-
-    def _batch_keys(self, rows: list[Any]) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for group in self._groups(rows):
-            key = request_key([r.message_id for r in group])
-            keys.update((r.message_id, key) for r in group)
-        return keys
 
     def _groups(self, rows: Iterable[Any]) -> list[list[Any]]:
         """Provider batches: same destination, campaign, variant and send instant; at most batch_size."""
@@ -238,41 +249,32 @@ class ShardDelivery:
         return self.client(first.destination).send(batch)
 
     def _record(self, batches: list[list[Any]], outcomes: list[BatchOutcome]) -> None:
+        """Write outcomes back, one UPDATE per (state, dispatch or error) group, only on rows still in flight."""
         now = self.clock()
-        sent, dead, failed = [], [], []
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)  # (state, detail) -> message ids
         for rows, outcome in zip(batches, outcomes, strict=True):
             self.report.requests += outcome.requests
             for r in rows:
                 if r.message_id in outcome.sent:
-                    sent.append({"mid": r.message_id, "cid": r.claim_id, "d": outcome.sent[r.message_id]})
+                    groups[("sent", outcome.sent[r.message_id])].append(r.message_id)
                     self.report.add(self.report.sent, r.campaign_id)
                 elif r.message_id in outcome.dead:
-                    dead.append({"mid": r.message_id, "cid": r.claim_id, "e": outcome.dead[r.message_id]})
+                    groups[("dead", outcome.dead[r.message_id])].append(r.message_id)
                     self.report.add(self.report.dead, r.campaign_id)
                     if len(self.report.dead_samples) < 10:
                         self.report.dead_samples.append(f"{r.campaign_id}: {outcome.dead[r.message_id]}")
                 else:
-                    failed.append(
-                        {"mid": r.message_id, "cid": r.claim_id, "e": outcome.failed.get(r.message_id, "no outcome")}
-                    )
+                    groups[("failed", outcome.failed.get(r.message_id, "no outcome"))].append(r.message_id)
                     self.report.add(self.report.failed, r.campaign_id)
-        mine = sa.and_(outbox.c.message_id == sa.bindparam("mid"), outbox.c.claim_id == sa.bindparam("cid"))
         with self.engine.begin() as conn:
-            if sent:
+            for (state, detail), ids in groups.items():
+                values: dict[str, Any] = {"state": state, "updated_at": now}
+                if state == "sent":
+                    values.update(dispatch_id=detail, sent_at=now, last_error=None)
+                else:
+                    values.update(last_error=detail)
                 conn.execute(
-                    outbox.update()
-                    .where(mine)
-                    .values(state="sent", dispatch_id=sa.bindparam("d"), sent_at=now, updated_at=now, last_error=None),
-                    sent,
-                )
-            if dead:
-                conn.execute(
-                    outbox.update().where(mine).values(state="dead", last_error=sa.bindparam("e"), updated_at=now), dead
-                )
-            if failed:
-                conn.execute(
-                    outbox.update().where(mine).values(state="failed", last_error=sa.bindparam("e"), updated_at=now),
-                    failed,
+                    outbox.update().where(outbox.c.message_id.in_(ids), outbox.c.state == "in_flight").values(**values)
                 )
 
     # ---------------------------------------------------------------- recovery
@@ -342,5 +344,9 @@ def deliver_shard(
     shards: int,
     resolver: EndpointResolver,
     clock: Clock = utcnow,
+    concurrent_shards: int | None = None,
 ) -> DeliveryReport:
-    return ShardDelivery(engine, definitions, run_date, shard, shards, resolver, clock).run()
+    """Deliver one shard; `concurrent_shards` (default: all) is how many send at once, for rate limits."""
+    return ShardDelivery(
+        engine, definitions, run_date, shard, shards, resolver, clock, concurrent_shards=concurrent_shards
+    ).run()

@@ -44,12 +44,12 @@ def store_messages(
             }
         )
     insert_ignore(conn, inapp_messages, records)
-    if records:
+    ids = [r["message_id"] for r in records]
+    for start in range(0, len(ids), 1000):
         conn.execute(
             outbox.update()
-            .where(outbox.c.message_id == sa.bindparam("mid"))
-            .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None),
-            [{"mid": r["message_id"]} for r in records],
+            .where(outbox.c.message_id.in_(ids[start : start + 1000]))
+            .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None)
         )
     return len(records)
 

@@ -1,0 +1,193 @@
+"""`campaigns bench`: the whole pipeline on N customers, timed per stage, with a floor where we have one.
+
+A benchmark, not a test: it asserts nothing. Each stage reports wall time, rows, rows per
+second and the peak resident memory seen while it ran (sampled). A floor is the same work done
+the most direct way in the same run (e.g. the raw bulk load of the same files without any
+contract), so a result reads as "x times the floor" whatever the machine's speed today.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from campaign_orchestrator import pipeline
+from campaign_orchestrator.connections import ProviderEndpoint
+from campaign_orchestrator.demo import provider_simulator
+from campaign_orchestrator.demo_data import generate
+from campaign_orchestrator.warehouse import create_warehouse_engine, drop_schema, normalise_url
+
+STAGES = ("import", "segments", "targets", "render", "deliver")
+
+
+class PeakRss:
+    """Samples this process's resident memory in a thread; `peak_mb` is the maximum since `reset`."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.proc = psutil.Process()
+        self.interval = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def reset(self) -> None:
+        self.peak = self.proc.memory_info().rss
+
+    @property
+    def peak_mb(self) -> float:
+        return round(max(self.peak, self.proc.memory_info().rss) / 2**20, 1)
+
+
+@contextmanager
+def _timed(results: dict[str, Any], name: str, rss: PeakRss) -> Iterator[dict[str, Any]]:
+    rss.reset()
+    out: dict[str, Any] = {"rows": 0}
+    t0 = time.perf_counter()
+    yield out
+    wall = time.perf_counter() - t0
+    rows = int(out["rows"])
+    results[name] = {
+        "wall_s": round(wall, 3),
+        "rows": rows,
+        "rows_per_s": round(rows / wall) if wall > 0 else None,
+        "peak_rss_mb": rss.peak_mb,
+        "floor_s": out.get("floor_s"),
+    }
+    print(f"[bench] {name}: {rows} rows in {wall:.1f}s", flush=True)
+
+
+def import_floor(warehouse_url: str, sources: Path) -> float:
+    """The same files loaded raw into a scratch table per source: no parsing rules, no contract."""
+    import csv
+
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.warehouse import bulk_insert
+
+    engine = create_warehouse_engine(warehouse_url)
+    meta = sa.MetaData()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for path in sorted(sources.glob("*.csv")):
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                header = next(reader)
+                table = sa.Table(f"floor_{path.stem}", meta, *(sa.Column(h, sa.Text) for h in header))
+                table.drop(conn, checkfirst=True)
+                table.create(conn)
+                bulk_insert(conn, table, header, ([v or None for v in row] for row in reader))
+    elapsed = time.perf_counter() - t0
+    with engine.begin() as conn:
+        meta.drop_all(conn)
+    engine.dispose()
+    return float(round(elapsed, 3))
+
+
+def run_bench(
+    workdir: Path, customers: int, warehouse_url: str | None = None, repo: Path | None = None
+) -> dict[str, Any]:
+    repo = (repo or Path.cwd()).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_date = dt.datetime.now(dt.UTC).date()
+    sources = workdir / "sources"
+    t0 = time.perf_counter()
+    data = generate(sources, customers=customers, as_of=run_date)
+    print(
+        f"[bench] generated {customers} customers, {data.events} events in {time.perf_counter() - t0:.1f}s", flush=True
+    )
+    if warehouse_url is None:
+        db = workdir / "warehouse.sqlite"
+        for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            stale.unlink(missing_ok=True)
+        warehouse_url = f"sqlite:///{db}"
+    else:
+        engine = create_warehouse_engine(warehouse_url)
+        drop_schema(engine)
+        engine.dispose()
+    config = pipeline.RunConfig(
+        run_date=run_date,
+        warehouse_url=warehouse_url,
+        config_dir=repo / "marketing",
+        contracts_dir=repo / "data_contracts",
+        sources_dir=sources,
+        reports_dir=workdir / "reports",
+        run_id=f"bench__{run_date}",
+    )
+    run = pipeline.Run(config)
+    # The bench measures our own cost, so the provider's hourly budget (configuration) is lifted.
+    delivery = run.definitions.settings.delivery.model_copy(update={"requests_per_hour": 10**9})
+    run.definitions = dataclasses.replace(
+        run.definitions, settings=run.definitions.settings.model_copy(update={"delivery": delivery})
+    )
+    results: dict[str, Any] = {}
+    api_key = secrets.token_urlsafe(16)
+    with PeakRss() as rss, provider_simulator(workdir, api_key) as base_url:
+        resolve: Callable[[str], ProviderEndpoint] = lambda _conn_id: ProviderEndpoint(base_url, api_key)  # noqa: E731
+        pipeline.validate_definitions(run)
+        with _timed(results, "import", rss) as out:
+            detail = pipeline.import_stage(run)
+            out["rows"] = detail["rows"]
+        results["import"]["floor_s"] = import_floor(warehouse_url, sources)
+        with _timed(results, "segments", rss) as out:
+            out["rows"] = pipeline.segments_stage(run)["rows"]
+        with _timed(results, "targets", rss) as out:
+            out["rows"] = pipeline.targets_stage(run)["rows"]
+        with _timed(results, "render", rss) as out:
+            out["rows"] = pipeline.render_stage(run)["rows"]
+        with _timed(results, "deliver", rss) as out:
+            out["rows"] = sum(
+                pipeline.deliver_stage(run, s, resolve, concurrent_shards=1)["rows"]
+                for s in pipeline.delivery_shards(run)
+            )
+    doc = {
+        "customers": customers,
+        "dialect": normalise_url(warehouse_url).get_backend_name(),
+        "run_date": run_date.isoformat(),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "stages": results,
+    }
+    (workdir / "results.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+def table(doc: dict[str, Any]) -> str:
+    lines = [
+        f"{doc['customers']:,} customers on {doc['dialect']}",
+        f"{'stage':<10}{'wall_s':>10}{'rows':>12}{'rows/s':>12}{'peak MB':>10}{'floor_s':>10}{'x floor':>9}",
+    ]
+    for name in STAGES:
+        s = doc["stages"].get(name)
+        if not s:
+            continue
+        floor = s.get("floor_s")
+        ratio = f"{s['wall_s'] / floor:.1f}" if floor else "-"
+        lines.append(
+            f"{name:<10}{s['wall_s']:>10.2f}{s['rows']:>12,}{s['rows_per_s'] or 0:>12,}"
+            f"{s['peak_rss_mb']:>10}{floor if floor is not None else '-':>10}{ratio:>9}"
+        )
+    return "\n".join(lines)
