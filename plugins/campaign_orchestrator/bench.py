@@ -59,7 +59,8 @@ class PeakRss:
 
     @property
     def peak_mb(self) -> float:
-        return round(max(self.peak, self.proc.memory_info().rss) / 2**20, 1)
+        rss: int = max(self.peak, self.proc.memory_info().rss)
+        return round(rss / 2**20, 1)
 
 
 @contextmanager
