@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator import contracts as contracts_mod
@@ -46,20 +44,6 @@ class RunConfig:
     sources_dir: Path = Path("data/incoming")
     reports_dir: Path = Path("reports")
     run_id: str = field(default_factory=lambda: f"cli__{utcnow():%Y%m%dT%H%M%S%f}")
-
-    @classmethod
-    def from_env(cls, run_date: dt.date, **overrides: Any) -> RunConfig:
-        """Defaults from CAMPAIGNS_* variables; explicit overrides (CLI options) win."""
-        env = os.environ
-        values: dict[str, Any] = {
-            "warehouse_url": env.get("CAMPAIGNS_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL),
-            "config_dir": Path(env.get("CAMPAIGNS_CONFIG_DIR", "marketing")),
-            "contracts_dir": Path(env.get("CAMPAIGNS_CONTRACTS_DIR", "data_contracts")),
-            "sources_dir": Path(env.get("CAMPAIGNS_SOURCES_DIR", "data/incoming")),
-            "reports_dir": Path(env.get("CAMPAIGNS_REPORTS_DIR", "reports")),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(run_date=run_date, **values)
 
 
 class Run:
@@ -223,13 +207,3 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
     for shard in delivery_shards(run):
         deliver_stage(run, shard, resolver, concurrent_shards=1)
     return report_stage(run)
-
-
-def stage_details(engine: Engine, run_id: str) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(run_log.c.stage, run_log.c.detail)
-            .where(run_log.c.run_id == run_id)
-            .order_by(run_log.c.started_at)
-        ).all()
-    return [{"stage": r.stage, **json.loads(r.detail or "{}")} for r in rows]

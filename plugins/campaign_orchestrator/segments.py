@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import graphlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -281,13 +281,3 @@ def segment_size(conn: Connection, segment_id: str, run_date: dt.date) -> int:
         )
         or 0
     )
-
-
-def sample_members(conn: Connection, segment_id: str, run_date: dt.date, limit: int = 5) -> Iterable[str]:
-    rows = conn.execute(
-        sa.select(segment_membership.c.customer_id)
-        .where(segment_membership.c.run_date == run_date, segment_membership.c.segment_id == segment_id)
-        .order_by(segment_membership.c.customer_id)
-        .limit(limit)
-    )
-    return [r[0] for r in rows]

@@ -7,7 +7,6 @@ id, so this destination is exactly-once by construction, crash or not.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,36 +51,3 @@ def store_messages(
             .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None)
         )
     return len(records)
-
-
-def publish_public_message(
-    conn: Connection,
-    message_id: str,
-    campaign_id: str,
-    content: dict[str, Any],
-    priority: int,
-    start_at: dt.datetime,
-    end_at: dt.datetime | None,
-    now: dt.datetime,
-) -> None:
-    """A message for every customer (outage notice, forced update): customer_id is NULL."""
-    insert_ignore(
-        conn,
-        inapp_messages,
-        [
-            {
-                "message_id": message_id,
-                "customer_id": None,
-                "campaign_id": campaign_id,
-                "treatment_id": "public",
-                "content": json.dumps(content, ensure_ascii=False),
-                "priority": priority,
-                "start_at": start_at,
-                "end_at": end_at,
-                "session_cap": None,
-                "daily_cap": None,
-                "total_cap": None,
-                "created_at": now,
-            }
-        ],
-    )
