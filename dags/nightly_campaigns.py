@@ -4,12 +4,14 @@
 Turns the night's customer exports and the marketers' planned campaigns into delivered,
 auditable recipient lists:
 
-validate definitions → import sources (data contracts) → segments → target lists → render
+validate definitions → ingest (one mapped task per source checks it against its data contract,
+then one task publishes them all in a single transaction) → segments → target lists → render
 → deliver (one mapped task per outbox shard) → run report.
 
 Every task calls the `campaign_orchestrator` engine, the same functions as `campaigns run`.
 Re-running a date, or clearing any task, never sends a message twice: the outbox is the ledger.
-A broken data contract fails `import_sources` without retries and nothing downstream runs.
+A broken data contract fails its `ingest.validate_source` task without retries; nothing is
+published and nothing downstream runs.
 
 Connections: `campaigns_warehouse` (optional; else `CAMPAIGNS_WAREHOUSE_URL`, else SQLite) and
 the provider connection named in `marketing/settings.yaml` (default `campaigns_provider`).
@@ -23,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, task_group
 
 PROJECT = Path(os.environ.get("CAMPAIGNS_HOME") or Path(__file__).resolve().parents[1])
 RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("CAMPAIGNS_RETRY_DELAY_SECONDS", "300")))
@@ -40,7 +42,7 @@ default_args: dict[str, Any] = {
 def _run(context: dict[str, Any]) -> Any:
     """The engine's run handle for this DAG run; built inside tasks, never at parse time."""
     from campaign_orchestrator.pipeline import Run, RunConfig
-    from campaign_orchestrator_airflow.hooks import warehouse_url
+    from campaign_orchestrator_airflow.hooks import source_url, warehouse_url
 
     override = (context.get("params") or {}).get("run_date")
     if override:
@@ -57,8 +59,9 @@ def _run(context: dict[str, Any]) -> Any:
         contracts_dir=Path(env.get("CAMPAIGNS_CONTRACTS_DIR", PROJECT / "data_contracts")),
         sources_dir=Path(env.get("CAMPAIGNS_SOURCES_DIR", PROJECT / "data" / "incoming")),
         reports_dir=Path(env.get("CAMPAIGNS_REPORTS_DIR", PROJECT / "reports")),
+        archive_dir=Path(env.get("CAMPAIGNS_ARCHIVE_DIR", PROJECT / "archive")),
     )
-    return Run(config)
+    return Run(config, url_resolver=source_url)
 
 
 def _fail_fast(exc: Exception) -> None:
@@ -92,16 +95,32 @@ def nightly_campaigns() -> None:
             _fail_fast(exc)
             raise
 
-    @task
-    def import_sources(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.contracts import ContractError
-        from campaign_orchestrator.pipeline import import_stage
+    @task_group
+    def ingest() -> None:
+        @task
+        def list_sources(**context: Any) -> list[str]:
+            from campaign_orchestrator.pipeline import source_names
 
-        try:
-            return import_stage(_run(context))
-        except ContractError as exc:
-            _fail_fast(exc)
-            raise
+            return source_names(_run(context))
+
+        @task(map_index_template="{{ source }}")
+        def validate_source(source: str, **context: Any) -> dict[str, Any]:
+            from campaign_orchestrator.contracts import ContractError
+            from campaign_orchestrator.pipeline import validate_source_stage
+
+            try:
+                return validate_source_stage(_run(context), source)
+            except ContractError as exc:
+                _fail_fast(exc)
+                raise
+
+        @task
+        def publish(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+            from campaign_orchestrator.pipeline import publish_stage
+
+            return publish_stage(_run(context), list(staged))
+
+        publish(validate_source.expand(source=list_sources()))
 
     @task
     def compute_segments(**context: Any) -> dict[str, Any]:
@@ -134,27 +153,24 @@ def nightly_campaigns() -> None:
 
         return deliver_stage(_run(context), shard, provider_endpoint)
 
-    @task
+    @task(trigger_rule="all_done")  # a failed night gets its report too
     def write_report(**context: Any) -> str:
         import json
 
-        from campaign_orchestrator.pipeline import report_stage
+        from campaign_orchestrator.pipeline import report_stage, unfinished_stages
         from campaign_orchestrator.reporting import summary_table
 
-        path = report_stage(_run(context))
+        run = _run(context)
+        path = report_stage(run)
         print(summary_table(json.loads(path.read_text(encoding="utf-8"))))
         print(f"run report: {path}")
+        missing = unfinished_stages(run)
+        if missing:  # the report is written; the night still shows as failed
+            _fail_fast(RuntimeError(f"the night did not complete: {missing}; see {path}"))
         return str(path)
 
     shards = plan_delivery_shards()
-    (
-        validate_definitions()
-        >> import_sources()
-        >> compute_segments()
-        >> build_target_lists()
-        >> render_messages()
-        >> shards
-    )
+    (validate_definitions() >> ingest() >> compute_segments() >> build_target_lists() >> render_messages() >> shards)
     deliver.expand(shard=shards) >> write_report()
 
 

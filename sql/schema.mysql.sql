@@ -62,10 +62,14 @@ CREATE TABLE import_log (
 	run_date DATE NOT NULL, 
 	source VARCHAR(128) NOT NULL, 
 	file TEXT NOT NULL, 
-	sha256 VARCHAR(64), 
+	status VARCHAR(16) NOT NULL, 
 	rows_read INTEGER NOT NULL, 
 	rows_loaded INTEGER NOT NULL, 
 	rows_quarantined INTEGER NOT NULL, 
+	quarantined_by_rule TEXT, 
+	duration_s FLOAT, 
+	error TEXT, 
+	archived_as TEXT, 
 	imported_at DATETIME NOT NULL, 
 	PRIMARY KEY (run_date, source)
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
@@ -88,6 +92,14 @@ CREATE TABLE inapp_messages (
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_inapp_customer_start ON inapp_messages (customer_id, start_at);
+
+CREATE TABLE list_members (
+	list_id VARCHAR(128) NOT NULL, 
+	customer_id VARCHAR(64) NOT NULL, 
+	import_date DATE NOT NULL, 
+	PRIMARY KEY (list_id, customer_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
 
 CREATE TABLE outbox (
 	message_id VARCHAR(36) NOT NULL, 
@@ -132,16 +144,17 @@ CREATE TABLE preferences (
 	channel VARCHAR(16) NOT NULL, 
 	enabled BOOL NOT NULL, 
 	ts DATETIME NOT NULL, 
-	source VARCHAR(128)
+	source VARCHAR(128), 
+	import_date DATE NOT NULL, 
+	PRIMARY KEY (customer_id, channel, ts, enabled)
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
-CREATE INDEX ix_preferences_customer_channel_ts ON preferences (customer_id, channel, ts);
 
 CREATE TABLE quarantine (
 	run_date DATE NOT NULL, 
 	source VARCHAR(128) NOT NULL, 
 	file TEXT NOT NULL, 
-	line INTEGER NOT NULL, 
+	`row_number` INTEGER NOT NULL, 
 	rules TEXT NOT NULL, 
 	raw TEXT NOT NULL
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
@@ -181,6 +194,7 @@ CREATE TABLE suppressions (
 	customer_id VARCHAR(64) NOT NULL, 
 	reason VARCHAR(32) NOT NULL, 
 	since DATETIME, 
+	import_date DATE NOT NULL, 
 	PRIMARY KEY (customer_id)
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 

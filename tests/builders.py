@@ -40,12 +40,12 @@ def load(
 ) -> None:
     """opted_in: channel -> customer ids with a current opt-in; installs: (customer, platform, token)."""
     pref_rows = [
-        {"customer_id": cid, "channel": ch, "enabled": True, "ts": T0, "source": "test"}
+        {"customer_id": cid, "channel": ch, "enabled": True, "ts": T0, "source": "test", "import_date": T0.date()}
         for ch, ids in (opted_in or {}).items()
         for cid in ids
     ]
     pref_rows += [
-        {"customer_id": cid, "channel": ch, "enabled": en, "ts": ts, "source": "test"}
+        {"customer_id": cid, "channel": ch, "enabled": en, "ts": ts, "source": "test", "import_date": T0.date()}
         for cid, ch, en, ts in (prefs or [])
     ]
     with engine.begin() as conn:
@@ -69,7 +69,8 @@ def load(
             )
         if suppressed:
             conn.execute(
-                suppressions.insert(), [{"customer_id": c, "reason": "erased", "since": T0} for c in suppressed]
+                suppressions.insert(),
+                [{"customer_id": c, "reason": "erased", "since": T0, "import_date": T0.date()} for c in suppressed],
             )
         refresh_preference_state(conn)
 

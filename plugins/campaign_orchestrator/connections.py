@@ -113,3 +113,11 @@ def warehouse_url_from_fields(conn: dict[str, Any]) -> str:
         database=conn.get("schema"),
     )
     return url.render_as_string(hide_password=False)
+
+
+def env_url_resolver(conn_id: str) -> str:
+    """An SQLAlchemy URL for a source database named by an Airflow connection id (from the env)."""
+    raw = os.environ.get(_env_name(conn_id))
+    if not raw:
+        raise ConnectionNotFound(f"no connection {conn_id!r}: set {_env_name(conn_id)} or define it in Airflow")
+    return warehouse_url_from_fields(parse_connection(raw))

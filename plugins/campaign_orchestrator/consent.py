@@ -13,25 +13,25 @@ from campaign_orchestrator.tables import preference_state, preferences
 
 
 def refresh_preference_state(conn: Connection) -> int:
-    latest = (
-        sa.select(preferences.c.customer_id, preferences.c.channel, sa.func.max(preferences.c.ts).label("ts"))
-        .group_by(preferences.c.customer_id, preferences.c.channel)
-        .subquery("latest")
-    )
-    # At the newest timestamp an opt-out beats an opt-in recorded at the same instant.
-    enabled_int = sa.func.min(sa.case((preferences.c.enabled == sa.true(), 1), else_=0))
-    select = (
-        sa.select(preferences.c.customer_id, preferences.c.channel, enabled_int == 1, preferences.c.ts)
-        .join(
-            latest,
-            sa.and_(
-                preferences.c.customer_id == latest.c.customer_id,
-                preferences.c.channel == latest.c.channel,
-                preferences.c.ts == latest.c.ts,
-            ),
+    """Rebuild the state: per (customer, channel) the newest change; at a tie the opt-out."""
+    from campaign_orchestrator.warehouse import empty_table, indexes_deferred
+
+    ranked = sa.select(
+        preferences.c.customer_id,
+        preferences.c.channel,
+        preferences.c.enabled,
+        preferences.c.ts,
+        sa.func.row_number()
+        .over(
+            partition_by=(preferences.c.customer_id, preferences.c.channel),
+            order_by=(preferences.c.ts.desc(), preferences.c.enabled.asc()),
         )
-        .group_by(preferences.c.customer_id, preferences.c.channel, preferences.c.ts)
+        .label("newest"),
+    ).subquery("ranked")
+    newest = sa.select(ranked.c.customer_id, ranked.c.channel, ranked.c.enabled, ranked.c.ts).where(
+        ranked.c.newest == 1
     )
-    conn.execute(preference_state.delete())
-    conn.execute(preference_state.insert().from_select(["customer_id", "channel", "enabled", "ts"], select))
+    empty_table(conn, preference_state)
+    with indexes_deferred(conn, preference_state, empty=True):
+        conn.execute(preference_state.insert().from_select(["customer_id", "channel", "enabled", "ts"], newest))
     return int(conn.scalar(sa.select(sa.func.count()).select_from(preference_state)) or 0)

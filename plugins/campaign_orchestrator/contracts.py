@@ -1,10 +1,13 @@
 """Data contracts: one Great Expectations suite (JSON) per source in `data_contracts/`.
 
 A suite is plain GX 1.x JSON. Its `meta` adds what GX has no words for: the column types the
-import coerces to, the key, which columns marketers may segment on or put in templates, and
-the quarantine limit. Each expectation is either row level (its failing rows are quarantined
-and the good rows load) or table level (the import stops); `meta.level` says which, with a
-default by kind: column-map expectations are row level except uniqueness.
+import coerces to, the key, which columns marketers may segment on or put in templates, the
+quarantine limit and the row-count band. Each expectation is either row level (its failing rows
+are quarantined and the good rows load) or table level (the import stops); `meta.level` says
+which, with a default by kind: column-map expectations are row level except uniqueness.
+Suites may use the parameter `{"$PARAMETER": "run_end"}` (the end of the run date, UTC). "Not in
+the future" is a column flag (`not_in_future: true`) checked vectorised: GX compares datetimes
+one Python call per row, seconds per million rows.
 
 Great Expectations is imported lazily: importing it costs seconds, and DAG parsing must not pay.
 """
@@ -30,15 +33,19 @@ TABLE_LEVEL_BY_DEFAULT = {
 }
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
+REPLACEMENT_CHAR = "\ufffd"
 
 
 class ContractError(RuntimeError):
-    """A table-level rule broke: the import of this source stops and nothing downstream runs."""
+    """A table-level rule broke: the import stops and nothing downstream runs."""
 
     def __init__(self, source: str, file: str, rule: str, column: str | None, detail: str) -> None:
         self.source, self.file, self.rule, self.column, self.detail = source, file, rule, column, detail
         where = f"column {column!r}, " if column else ""
         super().__init__(f"data contract broken: source {source!r}, file {file}, {where}rule {rule}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survives the trip back from a worker process
+        return (ContractError, (self.source, self.file, self.rule, self.column, self.detail))
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,15 @@ class ColumnSpec:
     required: bool = False
     segmentable: bool = True
     template: bool = False
+    not_in_future: bool = False
+
+
+@dataclass(frozen=True)
+class RowCountBand:
+    """Accepted row count relative to the last accepted import of the same source."""
+
+    min_ratio: float = 0.0
+    max_ratio: float | None = None
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Contract:
     columns: dict[str, ColumnSpec]
     key: list[str]
     max_quarantine_share: float
+    row_count_band: RowCountBand | None
 
     @classmethod
     def load(cls, path: Path) -> Contract:
@@ -79,15 +96,18 @@ class Contract:
                 required=bool(spec.get("required", False)),
                 segmentable=bool(spec.get("segmentable", True)),
                 template=bool(spec.get("template", False)),
+                not_in_future=bool(spec.get("not_in_future", False)),
             )
         if not cols:
             raise ValueError(f"{path}: meta.columns is empty; a contract must declare its columns")
+        band = meta.get("row_count_band")
         return cls(
             source=str(meta.get("source") or path.stem),
             suite_json=doc,
             columns=cols,
             key=list(meta.get("key") or []),
             max_quarantine_share=float(meta.get("max_quarantine_share", 0.05)),
+            row_count_band=RowCountBand(float(band.get("min_ratio", 0.0)), band.get("max_ratio")) if band else None,
         )
 
     @cached_property
@@ -108,47 +128,85 @@ class Contract:
         )
 
     def check_header(self, header: list[str], file: str) -> None:
+        if not header:
+            raise ContractError(self.source, file, "file_not_empty", None, "the file is empty (no header, no rows)")
         missing = [c.name for c in self.columns.values() if c.required and c.name not in header]
-        if missing:
-            raise ContractError(
-                self.source,
-                file,
-                "required_columns",
-                missing[0],
-                f"{len(missing)} required column(s) missing: {missing}; the file has {header}",
-            )
+        if not missing:
+            return
+        hint = ""
+        if len(header) == 1:
+            for sep in (";", "\t", "|"):
+                if sep in header[0]:
+                    hint = f"; the header looks {sep!r}-delimited (set delimiter in sources.yaml)"
+        unknown = [h for h in header if h not in self.columns]
+        if unknown and not hint:
+            hint = f"; columns the contract does not know: {unknown[:10]} (renamed?)"
+        raise ContractError(
+            self.source,
+            file,
+            "required_columns",
+            missing[0],
+            f"{len(missing)} required column(s) missing: {missing}{hint}",
+        )
 
-    def coerce(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-        """Typed columns from raw text; cells that do not parse become violations of `type`."""
+    def coerce(
+        self, raw: pd.DataFrame, max_lengths: dict[str, int], run_end: Any = None
+    ) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+        """Typed columns from raw input; cells that do not parse or do not fit become row violations."""
         typed = pd.DataFrame(index=raw.index)
         broken: dict[int, list[str]] = defaultdict(list)
         for name, spec in self.columns.items():
             if name not in raw.columns:
-                typed[name] = None
+                typed[name] = pd.Series(pd.NA, index=raw.index, dtype=_EMPTY_DTYPES[spec.type])
                 continue
-            text = raw[name].astype("string").str.strip()
-            text = text.mask(text == "")
-            values = _parse(text, spec.type)
-            bad = text.notna() & values.isna()
+            values, present = _parse(raw[name], spec.type)
+            bad = present & values.isna()
             for idx in bad[bad].index:
                 broken[int(idx)].append(f"type({name}): expected {spec.type}")
+            if spec.not_in_future and run_end is not None:
+                future = values >= pd.Timestamp(run_end)
+                for idx in future[future.fillna(False)].index:
+                    broken[int(idx)].append(f"not_in_future({name})")
+            if spec.type == "string":
+                text = values.astype("string")
+                garbled = text.str.contains(REPLACEMENT_CHAR, regex=False, na=False)
+                for idx in garbled[garbled].index:
+                    broken[int(idx)].append(f"encoding({name}): not valid UTF-8")
+                limit = max_lengths.get(name)
+                if limit:
+                    long = text.str.len() > limit
+                    for idx in long[long.fillna(False)].index:
+                        broken[int(idx)].append(f"max_length({name}): over {limit} characters")
             typed[name] = values
         return typed, broken
 
-    def validate_chunk(self, raw: pd.DataFrame, file: str) -> ChunkResult:
-        """Split a chunk (index = 0-based row number in the file) into good rows and quarantined ones."""
-        typed, broken = self.coerce(raw)
+    def validate_chunk(
+        self,
+        raw: pd.DataFrame,
+        file: str,
+        parameters: dict[str, Any],
+        max_lengths: dict[str, int],
+        known_bad: dict[int, list[str]] | None = None,
+    ) -> ChunkResult:
+        """Split a chunk (index = 0-based data row number) into good rows and quarantined ones.
+
+        `known_bad` carries what the reader already found wrong with a row (e.g. missing fields).
+        """
+        typed, broken = self.coerce(raw, max_lengths, parameters.get("run_end"))
+        for idx, reasons in (known_bad or {}).items():
+            broken[idx].extend(reasons)
         result = self._validation.run(
-            batch_parameters={"dataframe": typed}, result_format={"result_format": "COMPLETE"}
+            batch_parameters={"dataframe": typed},
+            expectation_parameters=parameters,
+            result_format={"result_format": "COMPLETE"},
         )
         for res in result.results:
             config = res.expectation_config
             column = config.kwargs.get("column")
             label = f"{config.type}({column})" if column else config.type
             if res.exception_info and res.exception_info.get("raised_exception"):
-                raise ContractError(
-                    self.source, file, config.type, column, str(res.exception_info.get("exception_message"))
-                )
+                message = str(res.exception_info.get("exception_message"))[:300]
+                raise ContractError(self.source, file, config.type, column, message)
             if res.success:
                 continue
             level = (config.meta or {}).get("level")
@@ -158,20 +216,54 @@ class Contract:
             unexpected = res.result.get("unexpected_index_list")
             if not is_row or unexpected is None:
                 count = res.result.get("unexpected_count", res.result.get("observed_value"))
-                raise ContractError(self.source, file, config.type, column, f"failed (observed {count})")
+                raise ContractError(self.source, file, config.type, column, f"failed ({count} rows)")
             for idx in unexpected:
                 broken[int(idx)].append(label)
         if not broken:
             return ChunkResult(good=typed)
         bad_index = sorted(broken)
+        raw_rows = raw.loc[bad_index].astype(object).where(raw.loc[bad_index].notna(), None)
         quarantined = [
-            (idx, broken[idx], {k: (None if pd.isna(v) else str(v)) for k, v in raw.loc[idx].items()})
-            for idx in bad_index
+            (idx, broken[idx], {str(k): (None if v is None else str(v)) for k, v in row.items()})
+            for idx, row in zip(bad_index, raw_rows.to_dict("records"), strict=True)
         ]
         return ChunkResult(good=typed.drop(index=bad_index), quarantined=quarantined)
 
 
-def _parse(text: pd.Series, kind: str) -> pd.Series:
+_EMPTY_DTYPES = {
+    "string": "object",
+    "int": "Int64",
+    "float": "float64",
+    "bool": "boolean",
+    "date": "datetime64[ns]",
+    "datetime": "datetime64[ns]",
+}
+
+
+def _parse(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """(typed values, which cells had a value). Typed inputs (Parquet, SQL) skip the text path."""
+    if kind in ("int", "float") and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.astype("float64")
+        present = series.notna()
+    elif kind in ("date", "datetime") and pd.api.types.is_datetime64_any_dtype(series):
+        values = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz is not None else series
+        present = series.notna()
+    elif kind == "bool" and pd.api.types.is_bool_dtype(series):
+        values, present = series.astype("boolean"), series.notna()
+    else:
+        text = series.astype("string").str.strip()
+        text = text.mask(text == "")
+        present = text.notna()
+        values = _parse_text(text, kind)
+    if kind == "int":
+        integral = values.isna() | (values % 1 == 0)
+        values = values.where(integral).astype("Int64")
+    if kind == "date":
+        values = values.dt.normalize()
+    return values, present
+
+
+def _parse_text(text: pd.Series, kind: str) -> pd.Series:
     if kind == "string":
         return text.astype(object).where(text.notna(), None)
     if kind in ("int", "float"):
@@ -183,10 +275,7 @@ def _parse(text: pd.Series, kind: str) -> pd.Series:
         out[lowered.isin(_FALSE)] = False
         return out
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    parsed = parsed.dt.tz_localize(None)
-    if kind == "date":
-        return parsed.dt.normalize()
-    return parsed
+    return parsed.dt.tz_localize(None)
 
 
 def load_contracts(folder: str | Path) -> dict[str, Contract]:

@@ -121,7 +121,7 @@ def generate(
 
     # ---- events over the last 90 days
     app_users = np.isin(ids, inst_cust)
-    opens = rng.poisson(np.where(app_users, activity * 3.0, 0.0))
+    opens = rng.poisson(np.where(app_users, activity * 5.1, 0.0))
     buys = rng.poisson(activity * 0.6)
     ev_cust = np.concatenate([np.repeat(ids, opens), np.repeat(ids, buys)])
     ev_name = np.concatenate([np.full(opens.sum(), "app_open"), np.full(buys.sum(), "purchase")])
@@ -194,6 +194,10 @@ def generate(
         profiles.loc[bad_at[:half], "tier"] = "diamond"
         profiles["lifetime_value"] = profiles["lifetime_value"].astype(object)
         profiles.loc[bad_at[half:], "lifetime_value"] = "n/a"
+
+    beta = pd.DataFrame({"customer_id": ids[rng.random(n) < 0.02]})
+    (out_dir / "lists").mkdir(exist_ok=True)
+    beta.to_csv(out_dir / "lists" / "beta_testers.csv", index=False)
 
     profiles.to_csv(out_dir / "customers.csv", index=False)
     installs.to_csv(out_dir / "app_installs.csv", index=False)

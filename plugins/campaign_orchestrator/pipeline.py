@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator import contracts as contracts_mod
-from campaign_orchestrator.connections import EndpointResolver, env_endpoint_resolver
+from campaign_orchestrator.connections import EndpointResolver, env_endpoint_resolver, env_url_resolver
 from campaign_orchestrator.definitions import Definitions, load_definitions
 from campaign_orchestrator.tables import run_log
 from campaign_orchestrator.warehouse import DEFAULT_WAREHOUSE_URL, create_warehouse_engine, ensure_schema
@@ -43,14 +43,16 @@ class RunConfig:
     contracts_dir: Path = Path("data_contracts")
     sources_dir: Path = Path("data/incoming")
     reports_dir: Path = Path("reports")
+    archive_dir: Path = Path("archive")
     run_id: str = field(default_factory=lambda: f"cli__{utcnow():%Y%m%dT%H%M%S%f}")
 
 
 class Run:
     """One pipeline run's handles: the engine, contracts and definitions, loaded once per process."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, url_resolver: Callable[[str], str] = env_url_resolver) -> None:
         self.config = config
+        self.url_resolver = url_resolver  # source databases named by connection id
 
     @cached_property
     def engine(self) -> Engine:
@@ -113,15 +115,96 @@ def validate_definitions(run: Run) -> dict[str, Any]:
     return detail
 
 
-def import_stage(run: Run) -> dict[str, Any]:
-    from campaign_orchestrator.ingest import import_sources, load_sources_config
+def _import_context(run: Run, from_archive: bool = False) -> Any:
+    from campaign_orchestrator.ingest import ImportContext
 
-    with run.stage("import") as detail:
-        config = load_sources_config(run.config.contracts_dir / "sources.yaml")
-        report = import_sources(run.engine, run.config.run_date, run.config.sources_dir, config, run.contracts)
-        detail["sources"] = report.as_dict()
-        detail["rows"] = sum(s.rows_loaded for s in report.sources)
+    return ImportContext(
+        run_date=run.config.run_date,
+        sources_dir=run.config.sources_dir,
+        archive_dir=run.config.archive_dir / run.config.run_date.isoformat(),
+        from_archive=from_archive,
+        resolve_url=run.url_resolver,
+    )
+
+
+def _sources(run: Run) -> Any:
+    from campaign_orchestrator.sources import load_sources_config
+
+    return load_sources_config(run.config.contracts_dir / "sources.yaml")
+
+
+def source_names(run: Run) -> list[str]:
+    """Every input of the night (sources and static lists), for one mapped task each."""
+    return list(_sources(run).all())
+
+
+def validate_source_stage(run: Run, source: str, from_archive: bool = False) -> dict[str, Any]:
+    """Check one source against its contract and stage it; nothing live changes."""
+    from campaign_orchestrator.ingest import validate_source
+
+    with run.stage(f"validate[{source}]") as detail:
+        spec = _sources(run).all()[source]
+        contract = run.contracts["lists" if source.startswith("list:") else source]
+        staged = validate_source(run.engine, _import_context(run, from_archive), source, spec, contract)
+        detail.update(staged.as_dict())
+        detail["rows"] = staged.rows_loaded
     return detail
+
+
+def publish_stage(run: Run, staged: list[dict[str, Any]]) -> dict[str, Any]:
+    """Load every staged source into the live tables in one transaction."""
+    import dataclasses
+
+    from campaign_orchestrator.ingest import StagedSource, publish
+
+    names = {f.name for f in dataclasses.fields(StagedSource)}
+    with run.stage("publish") as detail:
+        items = [StagedSource(**{k: v for k, v in item.items() if k in names}) for item in staged]
+        publish(run.engine, run.config.run_date, items, run.contracts)
+        detail["sources"] = {item.source: item.as_dict() for item in items}
+        detail["rows"] = sum(item.rows_loaded for item in items)
+    return detail
+
+
+def _validate_in_worker(config: RunConfig, source: str, from_archive: bool) -> dict[str, Any]:
+    return validate_source_stage(Run(config), source, from_archive)
+
+
+def import_stage(run: Run, from_archive: bool = False, workers: int | None = None) -> dict[str, Any]:
+    """Validate every source (in `workers` processes side by side, default one), then publish.
+
+    If any source breaks its contract, every failure is reported together and nothing is published.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from campaign_orchestrator.contracts import ContractError
+    from campaign_orchestrator.ingest import ImportFailed
+
+    names = source_names(run)
+    # One process by default: a validating process peaks around 650 MB on million-row files, so
+    # parallel workers trade memory for time (the DAG gets its parallelism from mapped tasks).
+    workers = max(1, workers or 1)
+    results: list[dict[str, Any]] = []
+    failures: list[ContractError] = []
+    if workers <= 1:
+        for name in names:
+            try:
+                results.append(validate_source_stage(run, name, from_archive))
+            except ContractError as exc:
+                failures.append(exc)
+    else:
+        run.engine.dispose()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_validate_in_worker, run.config, name, from_archive) for name in names]
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except ContractError as exc:
+                    failures.append(exc)
+    if failures:
+        raise ImportFailed(failures)
+    return publish_stage(run, results)
 
 
 def segments_stage(run: Run) -> dict[str, Any]:
@@ -196,14 +279,44 @@ def report_stage(run: Run) -> Path:
     return path
 
 
+REQUIRED_STAGES = ("validate", "publish", "segments", "targets", "render")
+
+
+def unfinished_stages(run: Run) -> list[str]:
+    """Stages of this run that did not finish ok (or never ran); empty when the night is complete."""
+    import sqlalchemy as sa
+
+    with run.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(run_log.c.stage, run_log.c.detail)
+            .where(run_log.c.run_id == run.config.run_id)
+            .order_by(run_log.c.started_at)
+        ).all()
+    status: dict[str, str] = {}  # a retried stage: its latest attempt counts
+    for stage, detail in rows:
+        status[stage] = json.loads(detail or "{}").get("status", "failed")
+    shards = [f"deliver[{i}]" for i in delivery_shards(run)]
+    return [s for s in (*REQUIRED_STAGES, *shards) if status.get(s) != "ok"] + [
+        s for s, st in status.items() if st != "ok" and s.startswith("validate[")
+    ]
+
+
 def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolver) -> Path:
-    """The whole night in one process, in the DAG's order; returns the run report's path."""
+    """The whole night in the DAG's order (sources validated in parallel); returns the report's path."""
     run = Run(config)
-    validate_definitions(run)
-    import_stage(run)
-    segments_stage(run)
-    targets_stage(run)
-    render_stage(run)
-    for shard in delivery_shards(run):
-        deliver_stage(run, shard, resolver, concurrent_shards=1)
+    try:
+        validate_definitions(run)
+        import_stage(run)
+        segments_stage(run)
+        targets_stage(run)
+        render_stage(run)
+        for shard in delivery_shards(run):
+            deliver_stage(run, shard, resolver, concurrent_shards=1)
+    except Exception:
+        # A failed night gets its report too: which source or stage stopped it, and what went out.
+        try:
+            report_stage(run)
+        except Exception:  # the report must not hide the failure that stopped the night
+            log.exception("could not write the report of the failed run")
+        raise
     return report_stage(run)

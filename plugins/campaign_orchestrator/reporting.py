@@ -100,14 +100,17 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         "run_id": config.run_id,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "warehouse": redacted(config.warehouse_url),
-        "imports": [
-            {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in dict(i).items()}
-            for i in imports
-        ],
+        "imports": [_import_row(dict(i)) for i in imports],
         "stages": stages,
         "campaigns": campaigns,
         "totals": totals,
     }
+
+
+def _import_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in row.items()}
+    out["quarantined_by_rule"] = json.loads(row.get("quarantined_by_rule") or "{}")
+    return out
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -136,12 +139,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     for row in report["campaigns"].values():
         reasons = ", ".join(f"{k}: {v}" for k, v in (row.get("excluded") or {}).items()) or "none"
         lines.append(f"- {row['campaign']}: {reasons}")
-    lines += ["", "## Imports", "", "| source | file | read | loaded | quarantined |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Imports",
+        "",
+        "| source | file | status | read | loaded | quarantined | seconds | by rule |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for imp in report["imports"]:
+        rules = ", ".join(f"{k}: {v}" for k, v in (imp.get("quarantined_by_rule") or {}).items())
         lines.append(
-            f"| {imp['source']} | {imp['file']} | {imp['rows_read']} | {imp['rows_loaded']} | "
-            f"{imp['rows_quarantined']} |"
+            f"| {imp['source']} | {imp['file']} | {imp['status']} | {imp['rows_read']} | {imp['rows_loaded']} | "
+            f"{imp['rows_quarantined']} | {imp.get('duration_s')} | {rules} |"
         )
+    for imp in report["imports"]:
+        if imp.get("error"):
+            lines.append(f"\n**{imp['source']} failed:** {imp['error']}")
     lines += ["", "## Stages", "", "| stage | status | seconds | rows |", "|---|---|---|---|"]
     for st in report["stages"]:
         lines.append(f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |")

@@ -56,6 +56,7 @@ app_installs = Table(
     PrimaryKeyConstraint("customer_id", "app_id", "platform"),
 )
 
+# The audit trail: every opt-in or opt-out change ever imported, never overwritten.
 preferences = Table(
     "preferences",
     metadata,
@@ -64,7 +65,8 @@ preferences = Table(
     Column("enabled", Boolean, nullable=False),
     Column("ts", DateTime, nullable=False),
     Column("source", NAME),
-    Index("ix_preferences_customer_channel_ts", "customer_id", "channel", "ts"),
+    Column("import_date", Date, nullable=False),
+    PrimaryKeyConstraint("customer_id", "channel", "ts", "enabled"),
 )
 
 events = Table(
@@ -91,12 +93,24 @@ preference_state = Table(
     PrimaryKeyConstraint("customer_id", "channel"),
 )
 
+# Merged, never replaced: a suppression survives the customer reappearing in later exports.
 suppressions = Table(
     "suppressions",
     metadata,
     Column("customer_id", ID, primary_key=True),
     Column("reason", String(32), nullable=False),
     Column("since", DateTime),
+    Column("import_date", Date, nullable=False),
+)
+
+# Static lists imported from files (event attendees, a sales team's picks, ...).
+list_members = Table(
+    "list_members",
+    metadata,
+    Column("list_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("import_date", Date, nullable=False),
+    PrimaryKeyConstraint("list_id", "customer_id"),
 )
 
 # ---- import bookkeeping ----
@@ -107,10 +121,15 @@ import_log = Table(
     Column("run_date", Date, nullable=False),
     Column("source", NAME, nullable=False),
     Column("file", Text, nullable=False),
-    Column("sha256", String(64)),
+    # validated (checked, waiting to publish) -> published | failed
+    Column("status", String(16), nullable=False),
     Column("rows_read", Integer, nullable=False),
     Column("rows_loaded", Integer, nullable=False),
     Column("rows_quarantined", Integer, nullable=False),
+    Column("quarantined_by_rule", Text),
+    Column("duration_s", Float),
+    Column("error", Text),
+    Column("archived_as", Text),
     Column("imported_at", DateTime, nullable=False),
     PrimaryKeyConstraint("run_date", "source"),
 )
@@ -121,7 +140,8 @@ quarantine = Table(
     Column("run_date", Date, nullable=False),
     Column("source", NAME, nullable=False),
     Column("file", Text, nullable=False),
-    Column("line", Integer, nullable=False),
+    # 1-based data row (the header is not a row); for CSV with no quoted newlines, line = row_number + 1
+    Column("row_number", Integer, nullable=False),
     Column("rules", Text, nullable=False),
     Column("raw", Text, nullable=False),
     Index("ix_quarantine_run_source", "run_date", "source"),
@@ -268,6 +288,7 @@ SOURCE_TABLES: dict[str, Table] = {
     "preferences": preferences,
     "events": events,
     "suppressions": suppressions,
+    "lists": list_members,
 }
 
 # Text compares case-sensitively on every engine (MySQL/MariaDB default collations do not), so a

@@ -11,7 +11,9 @@ import csv
 import hashlib
 import io
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -164,6 +166,112 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "t" if value else "f"
     return value
+
+
+def load_csv_file(conn: Connection, table: sa.Table, path: Path, bool_columns: frozenset[str] = frozenset()) -> int:
+    """Append a canonical CSV (header = column names, empty = NULL) to a table in the caller's
+    transaction: PostgreSQL streams it to COPY untouched; other engines insert in large batches.
+    """
+    with path.open(encoding="utf-8", newline="") as fh:
+        columns = next(csv.reader(fh))
+    if conn.dialect.name == "postgresql":
+        prep = conn.dialect.identifier_preparer
+        cols = ", ".join(prep.quote(c) for c in columns)
+        sql = f"COPY {prep.format_table(table)} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)"
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with path.open("rb") as fh:
+                if hasattr(cursor, "copy"):  # psycopg 3
+                    with cursor.copy(sql) as copy:
+                        while block := fh.read(1 << 20):
+                            copy.write(block)
+                else:  # psycopg2
+                    cursor.copy_expert(sql, fh)
+            return int(cursor.rowcount or 0)
+        finally:
+            cursor.close()
+    import pandas as pd
+
+    marks = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    prep = conn.dialect.identifier_preparer
+    sql = (
+        f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([marks] * len(columns))})"
+    )
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    total = 0
+    try:
+        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=100_000):
+            for name in bool_columns & set(chunk.columns):
+                chunk[name] = chunk[name].map({"true": 1, "false": 0, "": None})
+            frame = chunk.astype(object).where(chunk != "", None)
+            cursor.executemany(sql, list(frame.itertuples(index=False, name=None)))
+            total += len(frame)
+    finally:
+        cursor.close()
+    return total
+
+
+def tune_bulk_transaction(conn: Connection) -> None:
+    """Give this transaction's sorts and index builds room (PostgreSQL; reset at commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+
+
+def empty_table(conn: Connection, table: sa.Table) -> None:
+    """Remove every row inside the caller's transaction (TRUNCATE where it is transactional)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"TRUNCATE {conn.dialect.identifier_preparer.format_table(table)}")
+    else:
+        conn.execute(table.delete())
+
+
+def is_empty(conn: Connection, table: sa.Table) -> bool:
+    return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
+
+@contextmanager
+def indexes_deferred(conn: Connection, table: sa.Table, empty: bool) -> Iterator[None]:
+    """Load an empty PostgreSQL table without its indexes and build them once afterwards: the
+    bulk-load advice of PostgreSQL's manual ("Populating a Database"). Elsewhere, or when the table
+    already holds rows (a nightly increment), the indexes stay and take the rows as they come."""
+    if not (empty and conn.dialect.name == "postgresql"):
+        yield
+        return
+    prep = conn.dialect.identifier_preparer
+    name = prep.format_table(table)
+    pk_columns = [c.name for c in table.primary_key.columns]
+    pk_name = str(table.primary_key.name or f"{table.name}_pkey")
+    for index in table.indexes:
+        conn.execute(sa.schema.DropIndex(index, if_exists=True))
+    if pk_columns:
+        conn.exec_driver_sql(f"ALTER TABLE {name} DROP CONSTRAINT IF EXISTS {prep.quote(pk_name)}")
+    yield
+    if pk_columns:
+        cols = ", ".join(prep.quote(c) for c in pk_columns)
+        conn.exec_driver_sql(f"ALTER TABLE {name} ADD CONSTRAINT {prep.quote(pk_name)} PRIMARY KEY ({cols})")
+    for index in table.indexes:
+        conn.execute(sa.schema.CreateIndex(index))
+
+
+def insert_ignore_from(conn: Connection, table: sa.Table, source: sa.Table, columns: list[str]) -> None:
+    """INSERT INTO table SELECT columns FROM source, skipping rows whose keys already exist."""
+    select = sa.select(*(source.c[c] for c in columns))
+    dialect = conn.dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table).from_select(columns, select).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        # SQLite needs a WHERE to tell the upsert clause from a join constraint.
+        stmt = sqlite_insert(table).from_select(columns, select.where(sa.true())).on_conflict_do_nothing()
+    else:
+        stmt = table.insert().prefix_with("IGNORE").from_select(columns, select)
+    conn.execute(stmt)
 
 
 def insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

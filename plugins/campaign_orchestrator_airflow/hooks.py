@@ -52,3 +52,13 @@ def provider_endpoint(conn_id: str) -> ProviderEndpoint:
 
         raise ConnectionNotFound(f"Airflow has no connection {conn_id!r}")
     return endpoint_from_fields(fields)
+
+
+def source_url(conn_id: str) -> str:
+    """An SQLAlchemy URL for a source database named in sources.yaml by Airflow connection id."""
+    fields = _fields(conn_id)
+    if fields is None:
+        from campaign_orchestrator.connections import ConnectionNotFound
+
+        raise ConnectionNotFound(f"Airflow has no connection {conn_id!r}")
+    return warehouse_url_from_fields(fields)

@@ -43,7 +43,9 @@ def test_the_stages_run_in_order(dagbag):
     dag = dagbag.dags["nightly_campaigns"]
     order = [
         "validate_definitions",
-        "import_sources",
+        "ingest.list_sources",
+        "ingest.validate_source",
+        "ingest.publish",
         "compute_segments",
         "build_target_lists",
         "render_messages",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -91,3 +92,61 @@ def test_run_twice_on_postgres(repo, export, sim_process, tmp_path, postgres_url
             env_endpoint_resolver,
         )
     check_deliveries(repo, export, sim_process, postgres_url)
+
+
+def test_a_broken_customers_file_sends_nothing_and_keeps_last_nights_tables(
+    repo, export, sim_process, tmp_path, monkeypatch
+):
+    import json
+    import shutil
+
+    from campaign_orchestrator.contracts import ContractError
+    from campaign_orchestrator.tables import SOURCE_TABLES, preference_state
+
+    monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGNS_PROVIDER", sim_process.connection_uri)
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+
+    def config(night, sources):
+        return RunConfig(
+            run_date=night,
+            warehouse_url=url,
+            config_dir=repo / "marketing",
+            contracts_dir=repo / "data_contracts",
+            sources_dir=sources,
+            reports_dir=tmp_path / "reports",
+            archive_dir=tmp_path / "archive",
+        )
+
+    run_all(config(RUN_DATE, export), env_endpoint_resolver)
+    sent_night1 = sim_process.get("/_sim/stats")["recipients"]
+    assert sent_night1 > 0
+
+    def snapshot():
+        engine = create_warehouse_engine(url)
+        with engine.connect() as conn:
+            out = {
+                t.name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr)
+                for t in [*SOURCE_TABLES.values(), preference_state]
+            }
+        engine.dispose()
+        return out
+
+    before = snapshot()
+    night2 = tmp_path / "night2"
+    shutil.copytree(export, night2)
+    text = (night2 / "customers.csv").read_text().replace("customer_id,", "cust_id,", 1)
+    (night2 / "customers.csv").write_text(text)
+    tomorrow = RUN_DATE + dt.timedelta(days=1)
+    with pytest.raises(ContractError, match="required_columns"):
+        run_all(config(tomorrow, night2), env_endpoint_resolver)
+
+    assert sim_process.get("/_sim/stats")["recipients"] == sent_night1, "something was sent"
+    engine = create_warehouse_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.run_date == tomorrow)) == 0
+    engine.dispose()
+    assert snapshot() == before, "last night's tables changed"
+    report = json.loads((tmp_path / "reports" / tomorrow.isoformat() / "run_report.json").read_text())
+    failed = [i for i in report["imports"] if i["status"] == "failed"]
+    assert [i["source"] for i in failed] == ["customers"] and "cust_id" in failed[0]["error"]
+    assert report["totals"]["delivered_this_run"] == 0
