@@ -418,11 +418,13 @@ def test_import_and_merge_on_every_engine(any_warehouse, tmp_path, contracts):
     (tmp_path / "suppressions.csv").write_text("customer_id,reason,since\nC003,erased,2026-11-01T00:00:00\n")
     (tmp_path / "preferences.csv").write_text(
         "customer_id,channel,enabled,ts,source\nC001,push,true,2026-01-01T00:00:00,app\n"
-        "C001,push,false,2026-01-01T00:00:00,support\n")  # a tie: the opt-out wins
+        "C001,push,false,2026-01-01T00:00:00,support\n"
+    )  # a tie: the opt-out wins
     run_import(any_warehouse, tmp_path, NIGHT1, contracts, PREFS)
     (tmp_path / "preferences.csv").write_text(
         "customer_id,channel,enabled,ts,source\nC001,push,true,2026-01-01T00:00:00,app\n"
-        "C004,email,true,2026-02-01T00:00:00,form\n")
+        "C004,email,true,2026-02-01T00:00:00,form\n"
+    )
     run_import(any_warehouse, tmp_path, NIGHT2, contracts, PREFS)
     with any_warehouse.connect() as conn:
         state = {(r.customer_id, r.channel): bool(r.enabled) for r in conn.execute(sa.select(preference_state))}
