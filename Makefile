@@ -16,7 +16,7 @@ help:
 	@echo "make test        the test suite (SQLite always; PostgreSQL and MariaDB when reachable)"
 	@echo "make lint        ruff + mypy"
 	@echo "make bench       time each stage on CUSTOMERS (default 1,000,000) [WAREHOUSE=URL]"
-	@echo "make schema      regenerate sql/schema.<dialect>.sql from the table definitions"
+	@echo "make schema      regenerate sql/schema.<dialect>.sql and marketing/schema/*.schema.json"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	for d in sqlite postgresql mysql; do $(BIN)/campaigns schema --dialect $$d > sql/schema.$$d.sql; done
+	$(BIN)/campaigns schema --json-schemas marketing/schema
 
 clean:
 	rm -rf .demo bench .airflow reports .pytest_cache .mypy_cache .ruff_cache

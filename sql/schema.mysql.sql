@@ -93,6 +93,15 @@ CREATE TABLE inapp_messages (
 
 CREATE INDEX ix_inapp_customer_start ON inapp_messages (customer_id, start_at);
 
+CREATE TABLE lifecycle_membership (
+	run_date DATE NOT NULL, 
+	lifecycle_id VARCHAR(128) NOT NULL, 
+	customer_id VARCHAR(64) NOT NULL, 
+	stage VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (run_date, lifecycle_id, customer_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+
 CREATE TABLE list_members (
 	list_id VARCHAR(128) NOT NULL, 
 	customer_id VARCHAR(64) NOT NULL, 
@@ -178,6 +187,17 @@ CREATE TABLE segment_membership (
 	segment_id VARCHAR(128) NOT NULL, 
 	customer_id VARCHAR(64) NOT NULL, 
 	PRIMARY KEY (run_date, segment_id, customer_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+
+CREATE TABLE segment_stats (
+	run_date DATE NOT NULL, 
+	segment_id VARCHAR(128) NOT NULL, 
+	members INTEGER NOT NULL, 
+	entered INTEGER NOT NULL, 
+	exited INTEGER NOT NULL, 
+	previous_run_date DATE, 
+	PRIMARY KEY (run_date, segment_id)
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 

@@ -259,17 +259,58 @@ def provider_sim(host: str, port: int, api_key: str, port_file: str | None) -> N
 
 
 @main.command()
+@click.argument("segment")
+@click.option("--date", "run_date", callback=_date, help="Run date the rule is evaluated for (default today, UTC).")
+@warehouse_option
+@config_option
+@contracts_option
+@click.option("--sample", "sample_size", default=5, show_default=True, type=click.IntRange(0, 100))
+def estimate(
+    segment: str, run_date: dt.date | None, warehouse: str, config_dir: Path, contracts_dir: Path, sample_size: int
+) -> None:
+    """How many customers a segment has on the current data, the change since its last run, a sample."""
+    import time
+
+    from campaign_orchestrator.definitions import DefinitionError
+    from campaign_orchestrator.pipeline import Run
+    from campaign_orchestrator.segments import estimate as estimate_segment
+
+    when = run_date or dt.datetime.now(dt.UTC).date()
+    run = Run(_config(when, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+    try:
+        defs = run.definitions
+    except DefinitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    if segment not in defs.segments:
+        raise click.ClickException(f"unknown segment {segment!r}; known: {', '.join(sorted(defs.segments))}")
+    t0 = time.perf_counter()
+    with run.engine.connect() as conn:
+        est = estimate_segment(
+            conn, segment, defs.rules(), defs.vocabulary, when, defs.lifecycle_specs(), sample_size=sample_size
+        )
+    click.echo(f"segment {segment} on {when}: {est.size:,} customers ({time.perf_counter() - t0:.1f}s)")
+    if est.previous_size is None:
+        click.echo("no earlier run of this segment to compare with")
+    else:
+        click.echo(f"change since the run of {est.previous_run_date}: {est.change:+,} (was {est.previous_size:,})")
+    if est.sample:
+        click.echo("sample: " + ", ".join(est.sample))
+
+
+@main.command()
 @config_option
 @contracts_option
 def validate(config_dir: Path, contracts_dir: Path) -> None:
     """Check every definition in the marketing folder against the data contracts."""
-    from campaign_orchestrator.contracts import load_contracts, segment_attributes, template_variables
+    from campaign_orchestrator.contracts import load_contracts, template_variables, vocabulary
     from campaign_orchestrator.definitions import DefinitionError, load_definitions
+    from campaign_orchestrator.sources import load_sources_config
     from campaign_orchestrator.templates import CompiledTemplate, RenderError
 
     contracts = load_contracts(contracts_dir)
     try:
-        defs = load_definitions(config_dir, segment_attributes(contracts))
+        lists = frozenset(load_sources_config(contracts_dir / "sources.yaml").lists)
+        defs = load_definitions(config_dir, vocabulary(contracts, lists))
     except DefinitionError as exc:
         raise click.ClickException(str(exc)) from None
     problems = []
@@ -287,8 +328,21 @@ def validate(config_dir: Path, contracts_dir: Path) -> None:
 @click.option(
     "--dialect", type=click.Choice(["sqlite", "postgresql", "mysql"]), default="postgresql", show_default=True
 )
-def schema(dialect: str) -> None:
-    """Print the warehouse DDL for a dialect (the source of sql/schema.<dialect>.sql)."""
+@click.option(
+    "--json-schemas",
+    "json_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the JSON Schemas of the marketing definitions into this folder instead.",
+)
+def schema(dialect: str, json_dir: Path | None) -> None:
+    """Print the warehouse DDL for a dialect (sql/schema.<dialect>.sql), or write the definitions' JSON Schemas."""
+    if json_dir is not None:
+        from campaign_orchestrator.definition_schemas import json_schemas
+
+        json_dir.mkdir(parents=True, exist_ok=True)
+        for name, doc in json_schemas().items():
+            (json_dir / f"{name}.schema.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        return
     from campaign_orchestrator.schema_ddl import ddl
 
     click.echo(ddl(dialect), nl=False)

@@ -294,6 +294,22 @@ def segment_attributes(contracts: dict[str, Contract]) -> dict[str, str]:
     return {c.name: c.type for c in customers.columns.values() if c.segmentable}
 
 
+EVENT_FIXED_COLUMNS = {"customer_id", "name", "ts"}
+
+
+def vocabulary(contracts: dict[str, Contract], lists: frozenset[str] | None = None) -> Any:
+    """What segment rules may name, from the contracts: profile attributes, event properties."""
+    from campaign_orchestrator.rules import Vocabulary
+
+    event_contract = contracts.get("events")
+    properties = (
+        {c.name: c.type for c in event_contract.columns.values() if c.name not in EVENT_FIXED_COLUMNS}
+        if event_contract
+        else {}
+    )
+    return Vocabulary(attributes=segment_attributes(contracts), event_properties=properties, lists=lists)
+
+
 def template_variables(contracts: dict[str, Contract]) -> set[str]:
     customers = contracts.get("customers")
     if customers is None:

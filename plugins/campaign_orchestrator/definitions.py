@@ -167,16 +167,41 @@ class Segment(_Strict):
     rule: dict[str, Any]
 
 
+class Lifecycle(_Strict):
+    """Ordered stages: each customer is in the first stage whose segment they belong to, else `otherwise`."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    description: str | None = None
+    stages: list[str] = Field(min_length=1, description="segment ids, first match wins")
+    otherwise: str = Field(default="unassigned", pattern=ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Lifecycle:
+        if len(set(self.stages)) != len(self.stages) or self.otherwise in self.stages:
+            raise ValueError("stages (and otherwise) must be distinct")
+        return self
+
+
 @dataclass(frozen=True)
 class Definitions:
     settings: Settings
     segments: dict[str, Segment]
     campaigns: dict[str, Campaign]
     templates: dict[str, Template]
+    lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # definition id -> file it came from
+    vocabulary: Any = None  # rules.Vocabulary the segments were checked against
 
     def active_campaigns(self, run_date: dt.date) -> list[Campaign]:
         return sorted((c for c in self.campaigns.values() if c.is_active(run_date)), key=lambda c: c.id)
+
+    def rules(self) -> dict[str, Any]:
+        return {sid: seg.rule for sid, seg in self.segments.items()}
+
+    def lifecycle_specs(self) -> list[Any]:
+        from campaign_orchestrator.segments import LifecycleSpec
+
+        return [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in self.lifecycles.values()]
 
 
 def _check_zone(value: str) -> str:
@@ -220,9 +245,16 @@ def _items(path: Path, doc: Any, key: str, problems: list[str]) -> list[tuple[st
     return [("", doc)]
 
 
-def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] | None = None) -> Definitions:
-    """Load and cross-check every definition in config_dir; raise DefinitionError listing all problems."""
-    from campaign_orchestrator.segments import RuleError, check_rule, evaluation_order
+def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definitions:
+    """Load and cross-check every definition in config_dir; raise DefinitionError listing all problems.
+
+    `vocabulary` (a rules.Vocabulary, from the data contracts) says which attributes, event
+    properties and lists rules may name; segments and lifecycles are added from the files.
+    """
+    import dataclasses
+
+    from campaign_orchestrator.rules import RuleError, Vocabulary, check_rule
+    from campaign_orchestrator.segments import LifecycleSpec, evaluation_order
 
     root = Path(config_dir)
     problems: list[str] = []
@@ -264,12 +296,27 @@ def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] 
     campaigns: dict[str, Campaign] = load_kind("campaigns", "campaigns", Campaign)
     templates: dict[str, Template] = load_kind("templates", "templates", Template)
 
+    lifecycles: dict[str, Lifecycle] = load_kind("lifecycles", "lifecycles", Lifecycle)
+    for lc in lifecycles.values():
+        for stage in lc.stages:
+            if stage not in segments:
+                problems.append(f"{origin['lifecycles:' + lc.id]}: stages: unknown segment {stage!r}")
+
+    base = vocabulary if vocabulary is not None else Vocabulary(attributes={})
+    vocab = dataclasses.replace(
+        base,
+        segments=frozenset(segments),
+        lifecycles={lc.id: (*lc.stages, lc.otherwise) for lc in lifecycles.values()},
+    )
     for seg in segments.values():
-        for problem in check_rule(seg.rule, allowed_attributes, set(segments)):
+        for problem in check_rule(seg.rule, vocab):
             problems.append(f"{origin['segments:' + seg.id]}: rule{problem}")
 
     try:
-        evaluation_order({seg.id: seg.rule for seg in segments.values()})
+        evaluation_order(
+            {seg.id: seg.rule for seg in segments.values()},
+            [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in lifecycles.values()],
+        )
     except RuleError as exc:
         problems.append(f"{root / 'segments'}: {exc}")
 
@@ -294,4 +341,12 @@ def load_definitions(config_dir: str | Path, allowed_attributes: dict[str, str] 
 
     if problems:
         raise DefinitionError(problems)
-    return Definitions(settings=settings, segments=segments, campaigns=campaigns, templates=templates, sources=origin)
+    return Definitions(
+        settings=settings,
+        segments=segments,
+        campaigns=campaigns,
+        templates=templates,
+        lifecycles=lifecycles,
+        sources=origin,
+        vocabulary=vocab,
+    )

@@ -66,7 +66,8 @@ class Run:
 
     @cached_property
     def definitions(self) -> Definitions:
-        return load_definitions(self.config.config_dir, contracts_mod.segment_attributes(self.contracts))
+        lists = frozenset(_sources(self).lists) if (self.config.contracts_dir / "sources.yaml").exists() else None
+        return load_definitions(self.config.config_dir, contracts_mod.vocabulary(self.contracts, lists))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
@@ -211,8 +212,8 @@ def segments_stage(run: Run) -> dict[str, Any]:
     from campaign_orchestrator.segments import compute_memberships
 
     with run.stage("segments") as detail, run.engine.begin() as conn:
-        rules = {sid: seg.rule for sid, seg in run.definitions.segments.items()}
-        sizes = compute_memberships(conn, rules, contracts_mod.segment_attributes(run.contracts), run.config.run_date)
+        defs = run.definitions
+        sizes = compute_memberships(conn, defs.rules(), defs.vocabulary, run.config.run_date, defs.lifecycle_specs())
         detail.update(sizes=sizes, rows=sum(sizes.values()))
     return detail
 

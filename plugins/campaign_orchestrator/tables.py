@@ -158,6 +158,30 @@ segment_membership = Table(
     PrimaryKeyConstraint("run_date", "segment_id", "customer_id"),
 )
 
+# Every customer's stage in each lifecycle, per run date: the first stage segment that matches wins.
+lifecycle_membership = Table(
+    "lifecycle_membership",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("lifecycle_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("stage", NAME, nullable=False),
+    PrimaryKeyConstraint("run_date", "lifecycle_id", "customer_id"),
+)
+
+# Size and movement of each segment per run date, for plots of how customers come and go.
+segment_stats = Table(
+    "segment_stats",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("segment_id", NAME, nullable=False),
+    Column("members", Integer, nullable=False),
+    Column("entered", Integer, nullable=False),
+    Column("exited", Integer, nullable=False),
+    Column("previous_run_date", Date),
+    PrimaryKeyConstraint("run_date", "segment_id"),
+)
+
 # ---- targeting ----
 
 campaign_candidates = Table(

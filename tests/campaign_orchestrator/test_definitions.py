@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign_orchestrator.contracts import load_contracts, segment_attributes
+from campaign_orchestrator.contracts import load_contracts, vocabulary
 from campaign_orchestrator.definitions import DefinitionError, load_definitions
 
 
@@ -16,8 +16,8 @@ def marketing(tmp_path: Path, repo: Path) -> Path:
     return target
 
 
-def _attributes(repo: Path) -> dict[str, str]:
-    return segment_attributes(load_contracts(repo / "data_contracts"))
+def _attributes(repo: Path):
+    return vocabulary(load_contracts(repo / "data_contracts"), frozenset({"beta_testers"}))
 
 
 def test_the_repository_definitions_load(repo: Path):
@@ -71,5 +71,5 @@ def test_segment_cycles_are_refused(marketing: Path, repo: Path):
     (marketing / "segments" / "loop.yaml").write_text(
         "segments:\n  - id: a\n    rule: {segment: b}\n  - id: b\n    rule: {segment: a}\n"
     )
-    with pytest.raises(DefinitionError, match=r"segments refer to each other in a cycle: (a -> b -> a|b -> a -> b)"):
+    with pytest.raises(DefinitionError, match=r"in a cycle: segment:(a|b) -> segment:(a|b) -> segment:(a|b)"):
         load_definitions(marketing, _attributes(repo))

@@ -12,6 +12,7 @@ from campaign_orchestrator.connections import ProviderEndpoint
 from campaign_orchestrator.delivery import deliver_shard
 from campaign_orchestrator.delivery.provider import Batch, Message, ProviderClient, TokenBucket
 from campaign_orchestrator.outbox import message_id, render_outbox
+from campaign_orchestrator.rules import Vocabulary
 from campaign_orchestrator.segments import compute_memberships
 from campaign_orchestrator.tables import inapp_messages, outbox
 from campaign_orchestrator.targeting import build_target_lists
@@ -31,7 +32,9 @@ def prepare(engine, defs, n=120):
         installs=[(c, "ios", True) for c in ids],
     )
     with engine.begin() as conn:
-        compute_memberships(conn, {s.id: s.rule for s in defs.segments.values()}, {"customer_id": "string"}, RUN)
+        compute_memberships(
+            conn, defs.rules(), Vocabulary({"customer_id": "string"}, segments=frozenset(defs.segments)), RUN
+        )
         build_target_lists(conn, defs, RUN, NOW)
     render_outbox(engine, defs, VARS, RUN, NOW)
     return ids

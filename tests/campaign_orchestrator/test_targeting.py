@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from campaign_orchestrator.rules import Vocabulary
 from campaign_orchestrator.segments import compute_memberships
 from campaign_orchestrator.tables import (
     campaign_candidates,
@@ -27,7 +28,9 @@ ATTRS = {"customer_id": "string", "tier": "string"}
 
 def plan(engine, defs, run_date=RUN):
     with engine.begin() as conn:
-        compute_memberships(conn, {s.id: s.rule for s in defs.segments.values()}, ATTRS, run_date)
+        compute_memberships(
+            conn, defs.rules(), Vocabulary(attributes=ATTRS, segments=frozenset(defs.segments)), run_date
+        )
         return build_target_lists(conn, defs, run_date, NOW)
 
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaign_orchestrator.connections import env_endpoint_resolver
-from campaign_orchestrator.contracts import load_contracts, segment_attributes
+from campaign_orchestrator.contracts import load_contracts, vocabulary
 from campaign_orchestrator.definitions import load_definitions
 from campaign_orchestrator.pipeline import RunConfig, run_all
 from campaign_orchestrator.tables import outbox
@@ -21,7 +21,7 @@ from tests.e2e.conftest import RUN_DATE, not_allowed
 
 
 def check_deliveries(repo, export, sim, warehouse_url) -> None:
-    defs = load_definitions(repo / "marketing", segment_attributes(load_contracts(repo / "data_contracts")))
+    defs = load_definitions(repo / "marketing", vocabulary(load_contracts(repo / "data_contracts")))
     by_provider_id = {c.provider_campaign_id: c for c in defs.campaigns.values() if c.provider_campaign_id}
     received = sim.get("/_sim/recipients")["recipients"]
     counts = Counter((r["campaign_id"], r["external_user_id"]) for r in received)
