@@ -213,6 +213,12 @@ def run_bench(
             return _write(workdir, customers, warehouse_url, run_date, results)
         with _timed(results, "segments", rss) as out:
             out["rows"] = pipeline.segments_stage(run)["rows"]
+        floor = segments_floor(warehouse_url, run_date, repo / "sql" / "bench" / "segments_by_hand.sql")
+        results["segments"].update(
+            floor_s=floor["floor_s"], segments=floor["segments"], disagreements=floor["mismatches"]
+        )
+        if stages == ("import", "segments"):
+            return _write(workdir, customers, warehouse_url, run_date, results)
         with _timed(results, "targets", rss) as out:
             out["rows"] = pipeline.targets_stage(run)["rows"]
         with _timed(results, "render", rss) as out:
@@ -238,6 +244,70 @@ def _write(
     }
     (workdir / "results.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
+
+
+def segments_floor(warehouse_url: str, run_date: dt.date, sql_file: Path) -> dict[str, Any]:
+    """The same segments written by hand as SQL (sql/bench/segments_by_hand.sql), materialised into
+    scratch tables shaped like the real ones, timed now; and whether they agree with the engine."""
+    import re
+
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.tables import segment_membership
+
+    blocks = re.findall(r"^-- (segment|lifecycle): (\w+)\n(.*?);", sql_file.read_text(), flags=re.S | re.M)
+    start = dt.datetime.combine(run_date, dt.time())
+    params = {
+        "t30": start - dt.timedelta(days=30),
+        "t60": start - dt.timedelta(days=60),
+        "t90": start - dt.timedelta(days=90),
+        "d30": (start - dt.timedelta(days=30)).date(),
+    }
+    meta = sa.MetaData()
+    membership = sa.Table(
+        "floor_membership",
+        meta,
+        sa.Column("segment_id", sa.String(128), primary_key=True),
+        sa.Column("customer_id", sa.String(64), primary_key=True),
+    )
+    sa.Table(
+        "floor_lifecycle",
+        meta,
+        sa.Column("customer_id", sa.String(64), primary_key=True),
+        sa.Column("stage", sa.String(128), nullable=False),
+    )
+    engine = create_warehouse_engine(warehouse_url)
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for kind, name, select in blocks:
+            used = {k: v for k, v in params.items() if f":{k}" in select}
+            if kind == "lifecycle":
+                conn.execute(sa.text(f"INSERT INTO floor_lifecycle (customer_id, stage) {select}"), used)
+            else:
+                insert = "INSERT INTO floor_membership (segment_id, customer_id)"
+                conn.execute(sa.text(f"{insert} SELECT '{name}', customer_id FROM ({select}) s"), used)
+    elapsed = time.perf_counter() - t0
+    with engine.connect() as conn:
+        floor_sizes: dict[str, int] = dict(
+            conn.execute(sa.select(membership.c.segment_id, sa.func.count()).group_by(membership.c.segment_id)).all()
+        )
+        ours: dict[str, int] = dict(
+            conn.execute(
+                sa.select(segment_membership.c.segment_id, sa.func.count())
+                .where(segment_membership.c.run_date == run_date)
+                .group_by(segment_membership.c.segment_id)
+            ).all()
+        )
+    meta.drop_all(engine)
+    engine.dispose()
+    mismatches = {
+        k: (ours.get(k, 0), floor_sizes.get(k, 0))
+        for k in set(ours) | set(floor_sizes)
+        if ours.get(k, 0) != floor_sizes.get(k, 0)
+    }
+    return {"floor_s": round(elapsed, 3), "segments": len(floor_sizes), "mismatches": mismatches}
 
 
 def _create_database_if_missing(url: str) -> None:

@@ -365,12 +365,18 @@ def demo(customers: int, run_date: dt.date | None, workdir: Path) -> None:
 @click.option("--warehouse", default=None, help="SQLAlchemy URL (default: a fresh SQLite file in the workdir).")
 @click.option("--workdir", default="bench", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--workers", type=click.IntRange(1), help="Source validation processes (default 1).")
-@click.option("--import-only", is_flag=True, help="Stop after the import stage and its floor.")
-def bench(customers: int, warehouse: str | None, workdir: Path, workers: int | None, import_only: bool) -> None:
+@click.option(
+    "--until",
+    type=click.Choice(["import", "segments", "deliver"]),
+    default="deliver",
+    show_default=True,
+    help="Stop after this stage (and its floor).",
+)
+def bench(customers: int, warehouse: str | None, workdir: Path, workers: int | None, until: str) -> None:
     """Time every stage on N customers and write bench/results.json (a benchmark, not a test)."""
     from campaign_orchestrator.bench import STAGES, run_bench, table
 
-    stages = ("import",) if import_only else STAGES
+    stages = STAGES[: STAGES.index(until) + 1]
     results = run_bench(workdir.resolve(), customers, warehouse, workers=workers, stages=stages)
     click.echo(table(results))
     click.echo(f"results: {workdir / 'results.json'}")

@@ -40,8 +40,9 @@ from campaign_orchestrator.sources import (
     header,
     read_chunks,
 )
-from campaign_orchestrator.tables import SOURCE_TABLES, import_log, quarantine
+from campaign_orchestrator.tables import SOURCE_TABLES, import_log, preference_state, quarantine
 from campaign_orchestrator.warehouse import (
+    analyze_tables,
     empty_table,
     indexes_deferred,
     insert_ignore_from,
@@ -386,6 +387,8 @@ def publish(engine: Engine, run_date: dt.date, staged: list[StagedSource], contr
             _publish_one(conn, item, run_date)
         if any(item.source == "preferences" for item in staged):
             refresh_preference_state(conn)
+        # Fresh planner statistics: a night's bulk load changes the tables more than autovacuum expects.
+        analyze_tables(conn, {_target(item.source) for item in staged} | {preference_state})
         conn.execute(
             import_log.update()
             .where(import_log.c.run_date == run_date, import_log.c.source.in_([s.source for s in staged]))

@@ -24,7 +24,12 @@ from campaign_orchestrator import contracts as contracts_mod
 from campaign_orchestrator.connections import EndpointResolver, env_endpoint_resolver, env_url_resolver
 from campaign_orchestrator.definitions import Definitions, load_definitions
 from campaign_orchestrator.tables import run_log
-from campaign_orchestrator.warehouse import DEFAULT_WAREHOUSE_URL, create_warehouse_engine, ensure_schema
+from campaign_orchestrator.warehouse import (
+    DEFAULT_WAREHOUSE_URL,
+    create_warehouse_engine,
+    ensure_schema,
+    tune_bulk_transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +217,7 @@ def segments_stage(run: Run) -> dict[str, Any]:
     from campaign_orchestrator.segments import compute_memberships
 
     with run.stage("segments") as detail, run.engine.begin() as conn:
+        tune_bulk_transaction(conn)
         defs = run.definitions
         sizes = compute_memberships(conn, defs.rules(), defs.vocabulary, run.config.run_date, defs.lifecycle_specs())
         detail.update(sizes=sizes, rows=sum(sizes.values()))
@@ -222,6 +228,7 @@ def targets_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
     from campaign_orchestrator.targeting import build_target_lists
 
     with run.stage("targets") as detail, run.engine.begin() as conn:
+        tune_bulk_transaction(conn)
         funnels = build_target_lists(conn, run.definitions, run.config.run_date, now or utcnow())
         detail["funnel"] = {cid: f.as_dict() for cid, f in funnels.items()}
         detail["rows"] = sum(f.targeted for f in funnels.values())

@@ -442,7 +442,7 @@ def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | N
     if "segment" in rule:
         if inline is not None:
             return _compile(inline.segments[rule["segment"]], vocab, run_date, inline)
-        return cid.in_(
+        return member_of(
             sa.select(segment_membership.c.customer_id).where(
                 segment_membership.c.run_date == run_date, segment_membership.c.segment_id == rule["segment"]
             )
@@ -454,7 +454,7 @@ def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | N
     if "event" in rule:
         return _event(rule, vocab, run_date)
     if "in_list" in rule:
-        return cid.in_(sa.select(list_members.c.customer_id).where(list_members.c.list_id == rule["in_list"]))
+        return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == rule["in_list"]))
     if "app" in rule:
         spec = rule["app"]
         conds: list[ColumnElement[bool]] = []
@@ -469,7 +469,7 @@ def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | N
             )
         if "app_id" in spec:
             conds.append(app_installs.c.app_id == spec["app_id"])
-        return cid.in_(sa.select(app_installs.c.customer_id).where(*conds))
+        return member_of(sa.select(app_installs.c.customer_id).where(*conds))
     if "bucket" in rule:
         spec = rule["bucket"]
         bucket = hash_bucket(cid, f"bucket:{spec['salt']}", int(spec.get("buckets", 100)))
@@ -485,6 +485,17 @@ def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | N
     if "stage" in rule:
         return _stage(rule["stage"], vocab, run_date, inline)
     raise RuleError(f"cannot compile {sorted(rule)}")
+
+
+def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
+    """The customer is among the customer_ids `query` returns, spelled EXISTS over a derived table.
+
+    Spelled as `IN (subquery)`, a negation becomes NOT IN, which PostgreSQL cannot turn into an
+    anti-join: past work_mem it re-scans the subquery for every customer (hours at a million).
+    EXISTS and NOT EXISTS plan as semi- and anti-joins on every engine.
+    """
+    found = query.subquery()
+    return sa.exists().where(found.c.customer_id == customers.c.customer_id)
 
 
 def _stage(spec: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
@@ -511,8 +522,7 @@ def _stage(spec: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: I
         lifecycle_membership.c.lifecycle_id == lifecycle,
         lifecycle_membership.c.stage.in_(wanted),
     )
-    cid = customers.c.customer_id
-    return cid.not_in(members) if negate else cid.in_(members)
+    return sa.not_(member_of(members)) if negate else member_of(members)
 
 
 def _event(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date) -> ColumnElement[bool]:
@@ -529,28 +539,25 @@ def _event(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date) -> Column
         op = next(k for k in cond if k != "property")
         prop = cond["property"]
         conds.append(_condition(events.c[prop], op, cond[op], vocab.event_properties[prop], run_date))
-    cid = customers.c.customer_id
     per_customer = sa.select(events.c.customer_id).where(*conds).group_by(events.c.customer_id)
     if "last" in rule:
         ((side, when),) = rule["last"].items()
         moment = _moment(when, "datetime", run_date)
         latest = sa.func.max(events.c.ts)
-        return cid.in_(per_customer.having(latest < moment if side == "before" else latest > moment))
+        return member_of(per_customer.having(latest < moment if side == "before" else latest > moment))
     if "sum" in rule:
         spec = rule["sum"]
         op, value = next((k, v) for k, v in spec.items() if k != "property")
         total = sa.func.coalesce(sa.func.sum(events.c[spec["property"]]), 0)
-        return _aggregate(cid, per_customer, total, op, value)
+        return _aggregate(per_customer, total, op, value)
     op, value = next(iter(rule.get("count", {"gte": 1}).items()))
     if (op == "gte" and value == 1) or (op == "gt" and value == 0):
         # "performed at least once": a plain semi-join, no grouping needed
-        return cid.in_(sa.select(events.c.customer_id).where(*conds))
-    return _aggregate(cid, per_customer, sa.func.count(), op, value)
+        return member_of(sa.select(events.c.customer_id).where(*conds))
+    return _aggregate(per_customer, sa.func.count(), op, value)
 
 
-def _aggregate(
-    cid: sa.ColumnElement[Any], per_customer: sa.Select[Any], measure: Any, op: str, value: Any
-) -> ColumnElement[bool]:
+def _aggregate(per_customer: sa.Select[Any], measure: Any, op: str, value: Any) -> ColumnElement[bool]:
     """Customers whose aggregate satisfies op; those with no matching event count as 0."""
     low, high = value if op == "between" else (value, value)
     predicate: ColumnElement[bool]
@@ -573,8 +580,8 @@ def _aggregate(
         else bool({"eq": value == 0, "gte": value <= 0, "lte": value >= 0, "gt": value < 0, "lt": value > 0}[op])
     )
     if zero_passes:  # customers without the event pass too: exclude those who fail instead
-        return cid.not_in(per_customer.having(sa.not_(predicate)))
-    return cid.in_(per_customer.having(predicate))
+        return sa.not_(member_of(per_customer.having(sa.not_(predicate))))
+    return member_of(per_customer.having(predicate))
 
 
 def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.rules import Inline, RuleError, Vocabulary, compile_rule, dependencies
 from campaign_orchestrator.tables import customers, lifecycle_membership, segment_membership, segment_stats
+from campaign_orchestrator.warehouse import analyze_tables
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,16 @@ def compute_memberships(
     """Replace the run date's memberships and stages with fresh ones, set-based, in dependency order."""
     by_id = {lc.id: lc for lc in lifecycles}
     sizes: dict[str, int] = {}
-    for node in evaluation_order(rules, lifecycles):
+    order = evaluation_order(rules, lifecycles)
+    used = set().union(*(dependencies(r) for r in rules.values())) | {
+        f"segment:{s}" for lc in lifecycles for s in lc.stages
+    }
+    for node in order:
         kind, name = node.split(":", 1)
         if kind == "lifecycle":
             _lifecycle(conn, by_id[name], run_date)
+            if node in used:  # later rules read these stages: give the planner their real size
+                analyze_tables(conn, [lifecycle_membership])
             continue
         conn.execute(
             segment_membership.delete().where(
@@ -63,6 +70,8 @@ def compute_memberships(
         )
         conn.execute(segment_membership.insert().from_select(["run_date", "segment_id", "customer_id"], select))
         sizes[name] = _record_stats(conn, name, run_date)
+        if node in used:
+            analyze_tables(conn, [segment_membership])
     return sizes
 
 
@@ -72,21 +81,22 @@ def _lifecycle(conn: Connection, lifecycle: LifecycleSpec, run_date: dt.date) ->
             lifecycle_membership.c.run_date == run_date, lifecycle_membership.c.lifecycle_id == lifecycle.id
         )
     )
-    cid = customers.c.customer_id
-
-    def member_of(segment_id: str) -> sa.ColumnElement[bool]:
-        return cid.in_(
-            sa.select(segment_membership.c.customer_id).where(
-                segment_membership.c.run_date == run_date, segment_membership.c.segment_id == segment_id
-            )
+    # One outer join per stage (joins plan well everywhere; IN-lists in a CASE do not at scale).
+    source: Any = customers
+    stage_cases = []
+    for i, segment_id in enumerate(lifecycle.stages):
+        m = segment_membership.alias(f"stage_{i}")
+        source = source.outerjoin(
+            m,
+            sa.and_(m.c.run_date == run_date, m.c.segment_id == segment_id, m.c.customer_id == customers.c.customer_id),
         )
-
-    stage = sa.case(*((member_of(s), sa.literal(s)) for s in lifecycle.stages), else_=sa.literal(lifecycle.otherwise))
+        stage_cases.append((m.c.customer_id.is_not(None), sa.literal(segment_id)))
+    stage = sa.case(*stage_cases, else_=sa.literal(lifecycle.otherwise))
+    select = sa.select(
+        sa.literal(run_date, sa.Date()), sa.literal(lifecycle.id), customers.c.customer_id, stage
+    ).select_from(source)
     conn.execute(
-        lifecycle_membership.insert().from_select(
-            ["run_date", "lifecycle_id", "customer_id", "stage"],
-            sa.select(sa.literal(run_date, sa.Date()), sa.literal(lifecycle.id), cid, stage),
-        )
+        lifecycle_membership.insert().from_select(["run_date", "lifecycle_id", "customer_id", "stage"], select)
     )
 
 

@@ -219,6 +219,14 @@ def tune_bulk_transaction(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
 
 
+def analyze_tables(conn: Connection, tables: Iterable[sa.Table]) -> None:
+    """Refresh planner statistics after a bulk load (PostgreSQL and SQLite; others keep their own)."""
+    prep = conn.dialect.identifier_preparer
+    for table in sorted(tables, key=lambda t: t.name):
+        if conn.dialect.name in ("postgresql", "sqlite"):
+            conn.exec_driver_sql(f"ANALYZE {prep.format_table(table)}")
+
+
 def empty_table(conn: Connection, table: sa.Table) -> None:
     """Remove every row inside the caller's transaction (TRUNCATE where it is transactional)."""
     if conn.dialect.name == "postgresql":
