@@ -11,12 +11,29 @@ CREATE TABLE app_installs (
 );
 
 
+CREATE TABLE arbitration (
+	run_date DATE NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	customer_id VARCHAR(64) NOT NULL, 
+	channel VARCHAR(16) NOT NULL, 
+	priority INTEGER NOT NULL, 
+	variant VARCHAR(128) NOT NULL, 
+	send_at DATETIME NOT NULL, 
+	channel_rank INTEGER NOT NULL, 
+	channel_budget INTEGER NOT NULL, 
+	total_budget INTEGER NOT NULL, 
+	PRIMARY KEY (run_date, campaign_id, customer_id)
+);
+
+
 CREATE TABLE campaign_candidates (
 	run_date DATE NOT NULL, 
 	campaign_id VARCHAR(128) NOT NULL, 
 	customer_id VARCHAR(64) NOT NULL, 
+	channel VARCHAR(16) NOT NULL, 
 	priority INTEGER NOT NULL, 
 	variant VARCHAR(128) NOT NULL, 
+	send_at DATETIME, 
 	exclusion_reason VARCHAR(32), 
 	PRIMARY KEY (run_date, campaign_id, customer_id)
 );
@@ -206,6 +223,7 @@ CREATE TABLE send_slots (
 	campaign_id VARCHAR(128) NOT NULL, 
 	timezone VARCHAR(64) NOT NULL, 
 	send_at DATETIME NOT NULL, 
+	dropped BOOLEAN NOT NULL, 
 	PRIMARY KEY (run_date, campaign_id, timezone)
 );
 

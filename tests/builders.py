@@ -82,7 +82,8 @@ def definitions(
     default_timezone: str = "America/New_York",
 ) -> Any:
     """Definitions built in code: a braze-like provider and the message store as destinations."""
-    from campaign_orchestrator.definitions import Campaign, Definitions, Segment, Settings, Template
+    from campaign_orchestrator.campaign_spec import Campaign
+    from campaign_orchestrator.definitions import Definitions, Segment, Settings, Template
 
     settings = Settings.model_validate(
         {
@@ -117,7 +118,11 @@ def definitions(
             "in_app": {"header": "Hi {{ first_name }}", "body": "b"},
             "email": {"subject": "Hi {{ first_name }}", "text": "b"},
         }[camp.channel]
-        templates[camp.template] = Template(
-            id=camp.template, channel=camp.channel, defaults={"first_name": "there"}, content=content
-        )
-    return Definitions(settings=settings, segments=segs, campaigns=camps, templates=templates)
+        for template_id in camp.variant_templates.values():
+            templates[template_id] = Template(
+                id=template_id, channel=camp.channel, defaults={"first_name": "there"}, content=content
+            )
+    from campaign_orchestrator.rules import Vocabulary
+
+    vocab = Vocabulary(attributes={"customer_id": "string", "tier": "string"}, segments=frozenset(segs))
+    return Definitions(settings=settings, segments=segs, campaigns=camps, templates=templates, vocabulary=vocab)

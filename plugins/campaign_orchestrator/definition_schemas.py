@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaign_orchestrator.definitions import Campaign, Lifecycle, Settings, Template
+from campaign_orchestrator.campaign_spec import Campaign
+from campaign_orchestrator.definitions import Lifecycle, Settings, Template
 from campaign_orchestrator.rules import COUNT_OPS, OPERATORS, PLATFORMS
 
 ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}

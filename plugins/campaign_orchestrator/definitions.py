@@ -8,19 +8,23 @@ and the path inside it, so a marketer fixes a file in one pass.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Channel = Literal["push", "email", "in_app"]
-Platform = Literal["ios", "android", "web"]
+from campaign_orchestrator.campaign_spec import (  # noqa: F401 - re-exported for callers
+    ID_PATTERN,
+    Campaign,
+    CampaignCaps,
+    Channel,
+    InAppOptions,
+    QuietHours,
+    check_zone,
+)
 
-ID_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 CHANNEL_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # channel: (required fields, optional fields)
     "push": ({"title", "body"}, {"deep_link", "image_url"}),
@@ -43,6 +47,9 @@ class _Strict(BaseModel):
 
 class GlobalCaps(_Strict):
     per_customer_per_day: int = Field(default=2, ge=0, description="messages per customer per day, all campaigns")
+    per_channel_per_day: dict[Channel, int] = Field(
+        default_factory=dict, description="messages per customer per day and channel, e.g. {push: 1}"
+    )
 
 
 class DeliverySettings(_Strict):
@@ -70,77 +77,17 @@ class Destination(_Strict):
 class Settings(_Strict):
     default_timezone: str = "UTC"
     caps: GlobalCaps = GlobalCaps()
+    quiet_hours: QuietHours | None = Field(default=None, description="default for every campaign")
+    global_control_percent: float = Field(
+        default=0.0, ge=0.0, le=50.0, description="customers no campaign sends to, to measure overall uplift"
+    )
     delivery: DeliverySettings = DeliverySettings()
     destinations: dict[str, Destination] = Field(default_factory=dict)
 
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
-
-
-class CampaignCaps(_Strict):
-    per_day: int = Field(default=1, ge=1, description="messages of this campaign per customer per day")
-
-
-class InAppOptions(_Strict):
-    priority: int = Field(default=3, ge=1, le=5, description="Pinpoint-style display priority, 1 = critical")
-    session_cap: int | None = Field(default=None, ge=1)
-    daily_cap: int | None = Field(default=None, ge=1)
-    total_cap: int | None = Field(default=None, ge=1)
-    expires_after_hours: int = Field(default=72, ge=1)
-
-
-class Campaign(_Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    name: str | None = None
-    enabled: bool = True
-    segment: str
-    channel: Channel
-    destination: str
-    provider_campaign_id: str | None = Field(default=None, description="the provider's API-triggered campaign")
-    template: str
-    priority: int = Field(default=100, ge=0, description="lower wins when caps allow fewer campaigns")
-    holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
-    send_time: str = Field(default="now", description="'now' or HH:MM in the customer's (or send_timezone's) time")
-    send_timezone: str | None = None
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    caps: CampaignCaps = CampaignCaps()
-    app_ids: list[str] | None = None
-    platforms: list[Platform] | None = None
-    in_app: InAppOptions = InAppOptions()
-
-    @field_validator("send_time")
-    @classmethod
-    def _clock_or_now(cls, value: str) -> str:
-        if value != "now" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-            raise ValueError("send_time must be 'now' or HH:MM (24-hour)")
-        return value
-
-    @field_validator("send_timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
-
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Campaign:
-        if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise ValueError("end_date is before start_date")
-        return self
-
-    def is_active(self, run_date: dt.date) -> bool:
-        if not self.enabled:
-            return False
-        if self.start_date and run_date < self.start_date:
-            return False
-        return not (self.end_date and run_date > self.end_date)
-
-    def send_clock(self) -> dt.time | None:
-        if self.send_time == "now":
-            return None
-        hour, minute = self.send_time.split(":")
-        return dt.time(int(hour), int(minute))
+        return check_zone(value)
 
 
 class Template(_Strict):
@@ -204,14 +151,6 @@ class Definitions:
         return [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in self.lifecycles.values()]
 
 
-def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {value!r}") from exc
-    return value
-
-
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -272,7 +211,7 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
 
     origin: dict[str, str] = {}
 
-    def load_kind(folder: str, key: str, model: type[_Strict]) -> dict[str, Any]:
+    def load_kind(folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for path in sorted((root / folder).glob("*.y*ml")):
             doc = _read_yaml(path, problems)
@@ -322,15 +261,19 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
 
     for camp in campaigns.values():
         where = origin["campaigns:" + camp.id]
-        if camp.segment not in segments:
-            problems.append(f"{where}: segment: unknown segment {camp.segment!r}")
-        template = templates.get(camp.template)
-        if template is None:
-            problems.append(f"{where}: template: unknown template {camp.template!r}")
-        elif template.channel != camp.channel:
-            problems.append(
-                f"{where}: template: {camp.template!r} is for {template.channel}, campaign is {camp.channel}"
-            )
+        include, exclude = camp.audience
+        for segment_id in (*include, *exclude):
+            if segment_id not in segments:
+                problems.append(f"{where}: segment: unknown segment {segment_id!r}")
+        for variant, template_id in camp.variant_templates.items():
+            template = templates.get(template_id)
+            label = "template" if variant == "default" else f"variants.{variant}.template"
+            if template is None:
+                problems.append(f"{where}: {label}: unknown template {template_id!r}")
+            elif template.channel != camp.channel:
+                problems.append(
+                    f"{where}: {label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}"
+                )
         dest = settings.destinations.get(camp.destination)
         if dest is None:
             problems.append(f"{where}: destination: unknown destination {camp.destination!r} (settings.yaml)")

@@ -106,8 +106,9 @@ def render_outbox(
 ) -> RenderReport:
     report = RenderReport()
     compiled = {
-        c.id: CompiledTemplate(definitions.templates[c.template], template_variables)
+        (c.id, variant): CompiledTemplate(definitions.templates[template_id], template_variables)
         for c in definitions.active_campaigns(run_date)
+        for variant, template_id in c.variant_templates.items()
     }
     columns = sorted({v for t in compiled.values() for v in t.variables} & template_variables)
     with engine.begin() as conn:
@@ -122,7 +123,7 @@ def render_outbox(
                 values: dict[str, Any] = dict(zip(columns, row[4:], strict=True))
                 values.update(campaign_id=campaign_id, customer_id=customer_id, variant=variant)
                 try:
-                    fields = compiled[campaign_id].render(values)
+                    fields = compiled[(campaign_id, variant)].render(values)
                 except RenderError as exc:
                     report.errors[campaign_id] = report.errors.get(campaign_id, 0) + 1
                     if len(report.error_samples) < 20:

@@ -113,7 +113,8 @@ def validate_definitions(run: Run) -> dict[str, Any]:
         defs = run.definitions
         variables = contracts_mod.template_variables(run.contracts)
         for campaign in defs.campaigns.values():
-            CompiledTemplate(defs.templates[campaign.template], variables)
+            for template_id in campaign.variant_templates.values():
+                CompiledTemplate(defs.templates[template_id], variables)
         active = [c.id for c in defs.active_campaigns(run.config.run_date)]
         detail.update(
             segments=len(defs.segments), campaigns=len(defs.campaigns), active_campaigns=active, rows=len(active)

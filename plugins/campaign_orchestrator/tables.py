@@ -190,13 +190,32 @@ campaign_candidates = Table(
     Column("run_date", Date, nullable=False),
     Column("campaign_id", NAME, nullable=False),
     Column("customer_id", ID, nullable=False),
+    Column("channel", String(16), nullable=False),
     Column("priority", Integer, nullable=False),
     Column("variant", NAME, nullable=False),
+    Column("send_at", DateTime),
     # The first reason the customer was left out before arbitration, NULL if eligible; arbitration
     # results (capped, lost) are in target_exclusions, which holds every reason.
     Column("exclusion_reason", String(32)),
     PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
     Index("ix_candidates_run_customer", "run_date", "customer_id"),
+)
+
+# Work table of a run: eligible candidates ranked per customer and channel against their budgets.
+arbitration = Table(
+    "arbitration",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("send_at", DateTime, nullable=False),
+    Column("channel_rank", Integer, nullable=False),
+    Column("channel_budget", Integer, nullable=False),
+    Column("total_budget", Integer, nullable=False),
+    PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
 )
 
 target_list = Table(
@@ -237,6 +256,8 @@ send_slots = Table(
     Column("campaign_id", NAME, nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("send_at", DateTime, nullable=False),
+    # Quiet hours with fallback "drop": nobody in this time zone gets the campaign tonight.
+    Column("dropped", Boolean, nullable=False),
     PrimaryKeyConstraint("run_date", "campaign_id", "timezone"),
 )
 

@@ -1,17 +1,19 @@
-"""Target lists: who each active campaign sends to on a run date, and why everyone else does not.
+"""Target lists: who each active campaign sends to on a run date, when, and why everyone else not.
 
-All set-based SQL, in three steps per run date:
+All set-based SQL, per run date, rebuilt from scratch on a re-run:
 
-1. candidates: every member of each campaign's segment, with the first reason that rules them
-   out before arbitration (suppressed, not_opted_in, no_device, held_out) or none;
-2. arbitration: the eligible candidates of all campaigns ranked per customer by priority, and
-   kept while the customer's daily budget lasts (the global cap minus what other runs already
-   put in the ledger for that day); the rest are capped_global or lost_arbitration;
-3. the target list with each customer's send instant (campaign clock time in the customer's
-   time zone, computed once per zone in Python and joined in as a small table).
+1. send slots: per campaign and customer time zone, the UTC send instant of the campaign's clock
+   time, moved out of quiet hours or dropped (computed once per zone in Python, joined in);
+2. candidates: the campaign's audience (segment, or include minus exclude) with the first reason
+   that rules each customer out before arbitration (suppressed, not_opted_in, no_device,
+   held_out, quiet_hours_dropped, capped_campaign) or none, the variant and the send instant;
+3. arbitration: the eligible candidates of all campaigns ranked per customer by priority, first
+   per channel against the channel cap, then overall against the daily cap, each cap minus what
+   earlier runs already put in the ledger for that day; the rest are capped_global (the budget was
+   spent before this run) or lost_arbitration (a higher-priority campaign took it).
 
-Holdouts are a stable hash of campaign and customer: the same customer stays in the control
-group on every night of a campaign and on every engine.
+Holdouts, the global control group and variants are stable hashes of customer and campaign (md5,
+identical on every engine): the same customer stays in a campaign's control group every night.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaign_orchestrator.definitions import Campaign, Definitions
+from campaign_orchestrator.campaign_spec import Campaign, QuietHours, clock
+from campaign_orchestrator.definitions import Definitions
 from campaign_orchestrator.sqlfuncs import hash_bucket
 from campaign_orchestrator.tables import (
     app_installs,
+    arbitration,
     campaign_candidates,
     customers,
     holdout_list,
@@ -40,17 +44,20 @@ from campaign_orchestrator.tables import (
     target_list,
 )
 
-HOLDOUT_BUCKETS = 10_000
+BUCKETS = 10_000
 REASONS = (
     "suppressed",
     "not_opted_in",
     "no_device",
     "held_out",
+    "quiet_hours_dropped",
+    "capped_campaign",
     "capped_global",
     "lost_arbitration",
 )
-LEDGER_SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
-DEFAULT_VARIANT = "default"
+# Ledger states that count against caps: everything that was or may still be sent.
+SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
+UNCAPPED = 1_000_000
 
 
 @dataclass
@@ -70,7 +77,7 @@ class Funnel:
 
     @property
     def capped(self) -> int:
-        return self.excluded.get("capped_global", 0)
+        return sum(self.excluded.get(r, 0) for r in ("capped_campaign", "capped_global"))
 
     @property
     def lost_arbitration(self) -> int:
@@ -84,177 +91,373 @@ class Funnel:
             "capped": self.capped,
             "lost_arbitration": self.lost_arbitration,
             "targeted": self.targeted,
-            "excluded": dict(sorted(self.excluded.items())),
+            "excluded": {r: self.excluded.get(r, 0) for r in REASONS if self.excluded.get(r)},
         }
 
 
-def _device_condition(campaign: Campaign, customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+# ---------------------------------------------------------------- send slots
+
+
+@dataclass(frozen=True)
+class Slot:
+    send_at: dt.datetime  # naive UTC
+    dropped: bool
+
+
+def slot_for(
+    campaign: Campaign, zone: str, run_date: dt.date, now: dt.datetime, default_zone: str, quiet: QuietHours | None
+) -> Slot:
+    """When a customer in `zone` ('' = no zone on the profile) gets the campaign on run_date."""
+    name = campaign.send_timezone or zone or default_zone
+    try:
+        tz = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo(default_zone)
+    at = campaign.send_clock()
+    if at is None:
+        local = now.replace(tzinfo=dt.UTC).astimezone(tz)
+    else:
+        local = dt.datetime.combine(run_date, at, tzinfo=tz)
+        local = local.astimezone(dt.UTC).astimezone(tz)  # normalise a time skipped by a DST change
+    if quiet is not None and quiet.contains(local.time().replace(second=0, microsecond=0)):
+        if quiet.fallback == "drop":
+            return Slot(_utc(local), dropped=True)
+        end = clock(quiet.end)
+        moved = dt.datetime.combine(local.date(), end, tzinfo=tz)
+        if moved <= local:
+            moved = dt.datetime.combine(local.date() + dt.timedelta(days=1), end, tzinfo=tz)
+        local = moved.astimezone(dt.UTC).astimezone(tz)
+    return Slot(_utc(local), dropped=False)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def quiet_hours_of(campaign: Campaign, definitions: Definitions) -> QuietHours | None:
+    if campaign.quiet_hours == "none":
+        return None
+    if isinstance(campaign.quiet_hours, QuietHours):
+        return campaign.quiet_hours
+    return definitions.settings.quiet_hours
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def _member_of(segment_id: str, run_date: dt.date) -> sa.ColumnElement[bool]:
+    return sa.exists().where(
+        segment_membership.c.run_date == run_date,
+        segment_membership.c.segment_id == segment_id,
+        segment_membership.c.customer_id == customers.c.customer_id,
+    )
+
+
+def _devices(campaign: Campaign) -> sa.Subquery | None:
+    """Customers with the app (and token, platform) the channel needs; None for email."""
     if campaign.channel == "email":
-        return sa.exists().where(customers.c.customer_id == customer_id, customers.c.email.is_not(None))
-    conditions = [app_installs.c.customer_id == customer_id]
+        return None
+    conds: list[sa.ColumnElement[bool]] = []
     if campaign.channel == "push":
-        conditions.append(app_installs.c.push_token_present == sa.true())
+        conds.append(app_installs.c.push_token_present == sa.true())
     if campaign.platforms:
-        conditions.append(app_installs.c.platform.in_(campaign.platforms))
+        conds.append(app_installs.c.platform.in_(campaign.platforms))
     if campaign.app_ids:
-        conditions.append(app_installs.c.app_id.in_(campaign.app_ids))
-    return sa.exists().where(*conditions)
+        conds.append(app_installs.c.app_id.in_(campaign.app_ids))
+    return sa.select(app_installs.c.customer_id).where(*conds).distinct().subquery("devices")
 
 
-def _candidates_select(campaign: Campaign, run_date: dt.date) -> sa.Select[Any]:
-    m = segment_membership.alias("m")
-    opted_in = sa.exists().where(
-        preference_state.c.customer_id == m.c.customer_id,
-        preference_state.c.channel == campaign.channel,
-        preference_state.c.enabled == sa.true(),
+def _variant(campaign: Campaign, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    if not campaign.variants:
+        return sa.literal("default")
+    total = sum(v.weight for v in campaign.variants)
+    bucket = hash_bucket(cid, f"variant:{campaign.id}", BUCKETS)
+    edges, running = [], 0.0
+    for v in campaign.variants[:-1]:
+        running += v.weight
+        edges.append((bucket < round(running / total * BUCKETS), sa.literal(v.id)))
+    return sa.case(*edges, else_=sa.literal(campaign.variants[-1].id))
+
+
+def _held_out(campaign: Campaign, definitions: Definitions, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    tests = []
+    if campaign.holdout_percent > 0:
+        threshold = round(campaign.holdout_percent * BUCKETS / 100)
+        tests.append(hash_bucket(cid, f"holdout:{campaign.id}", BUCKETS) < threshold)
+    global_share = definitions.settings.global_control_percent
+    if global_share > 0:
+        tests.append(hash_bucket(cid, "global_control", BUCKETS) < round(global_share * BUCKETS / 100))
+    return sa.or_(*tests) if tests else sa.false()
+
+
+def _candidates_select(
+    campaign: Campaign, definitions: Definitions, run_date: dt.date, earlier_today: bool
+) -> sa.Select[Any]:
+    c = customers
+    cid = c.c.customer_id
+    include, exclude = campaign.audience
+    audience = sa.and_(
+        sa.or_(*(_member_of(s, run_date) for s in include)),
+        *(sa.not_(_member_of(s, run_date)) for s in exclude),
     )
-    suppressed = sa.exists().where(suppressions.c.customer_id == m.c.customer_id)
-    threshold = round(campaign.holdout_percent * HOLDOUT_BUCKETS / 100)
-    reason = sa.case(
-        (suppressed, "suppressed"),
-        (~opted_in, "not_opted_in"),
-        (~_device_condition(campaign, m.c.customer_id), "no_device"),
-        (hash_bucket(m.c.customer_id, f"holdout:{campaign.id}", HOLDOUT_BUCKETS) < threshold, "held_out"),
-        else_=sa.null(),
+    pref = preference_state.alias("pref")
+    slot = send_slots.alias("slot")
+    source: Any = (
+        c.outerjoin(suppressions, suppressions.c.customer_id == cid)
+        .outerjoin(
+            pref, sa.and_(pref.c.customer_id == cid, pref.c.channel == campaign.channel, pref.c.enabled == sa.true())
+        )
+        .outerjoin(
+            slot,
+            sa.and_(
+                slot.c.run_date == run_date,
+                slot.c.campaign_id == campaign.id,
+                slot.c.timezone == sa.func.coalesce(c.c.timezone, ""),
+            ),
+        )
     )
-    return sa.select(
-        sa.literal(run_date, sa.Date()),
-        sa.literal(campaign.id),
-        m.c.customer_id,
-        sa.literal(campaign.priority),
-        sa.literal(DEFAULT_VARIANT),
-        reason,
-    ).where(m.c.run_date == run_date, m.c.segment_id == campaign.segment)
+    reasons: list[tuple[sa.ColumnElement[bool], str]] = [
+        (suppressions.c.customer_id.is_not(None), "suppressed"),
+        (pref.c.customer_id.is_(None), "not_opted_in"),
+    ]
+    devices = _devices(campaign)
+    if devices is None:
+        reasons.append((c.c.email.is_(None), "no_device"))
+    else:
+        source = source.outerjoin(devices, devices.c.customer_id == cid)
+        reasons.append((devices.c.customer_id.is_(None), "no_device"))
+    reasons.append((_held_out(campaign, definitions, cid), "held_out"))
+    reasons.append((slot.c.dropped == sa.true(), "quiet_hours_dropped"))
+    capped = _campaign_caps(campaign, run_date, earlier_today)
+    if capped is not None:
+        source = source.outerjoin(capped, capped.c.customer_id == cid)
+        reasons.append((capped.c.customer_id.is_not(None), "capped_campaign"))
+    reason = sa.case(*((test, sa.literal(label)) for test, label in reasons), else_=sa.null())
+    return (
+        sa.select(
+            sa.literal(run_date, sa.Date()),
+            sa.literal(campaign.id),
+            cid,
+            sa.literal(campaign.channel),
+            sa.literal(campaign.priority),
+            _variant(campaign, cid),
+            slot.c.send_at,
+            reason,
+        )
+        .select_from(source)
+        .where(audience)
+    )
 
 
-def slot_instants(
-    campaign: Campaign, run_date: dt.date, zones: list[str], default_zone: str, now: dt.datetime
-) -> dict[str, dt.datetime]:
-    """UTC send instant per customer time zone ('' = no zone on the profile) for the run date."""
-    clock = campaign.send_clock()
-    if clock is None:
-        return dict.fromkeys(zones, now)
-    out: dict[str, dt.datetime] = {}
-    for zone in zones:
-        name = campaign.send_timezone or zone or default_zone
-        try:
-            tz = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            tz = ZoneInfo(default_zone)
-        local = dt.datetime.combine(run_date, clock, tzinfo=tz)
-        out[zone] = local.astimezone(dt.UTC).replace(tzinfo=None)
-    return out
+def _campaign_caps(campaign: Campaign, run_date: dt.date, earlier_today: bool) -> sa.Subquery | None:
+    """Customers this campaign may not message again: its per-day or total cap is reached in the ledger."""
+    checks = []
+    base = [outbox.c.campaign_id == campaign.id, outbox.c.run_date < run_date, outbox.c.state.in_(SPENT_STATES)]
+    if campaign.caps.total is not None:
+        checks.append(
+            sa.select(outbox.c.customer_id)
+            .where(*base)
+            .group_by(outbox.c.customer_id)
+            .having(sa.func.count() >= campaign.caps.total)
+        )
+    if earlier_today:
+        checks.append(
+            sa.select(outbox.c.customer_id)
+            .where(*base, outbox.c.slot_date == run_date)
+            .group_by(outbox.c.customer_id)
+            .having(sa.func.count() >= campaign.caps.per_day)
+        )
+    if not checks:
+        return None
+    return (checks[0] if len(checks) == 1 else sa.union(*checks)).subquery("capped")
+
+
+# ---------------------------------------------------------------- building
 
 
 def build_target_lists(
     conn: Connection, definitions: Definitions, run_date: dt.date, now: dt.datetime
 ) -> dict[str, Funnel]:
-    """Rebuild the run date's candidates, target list, holdouts and exclusions from scratch."""
-    for table in (campaign_candidates, target_list, holdout_list, target_exclusions, send_slots):
+    """Rebuild the run date's slots, candidates, arbitration, target list, holdouts and exclusions."""
+    for table in (campaign_candidates, arbitration, target_list, holdout_list, target_exclusions, send_slots):
         conn.execute(table.delete().where(table.c.run_date == run_date))
     campaigns = definitions.active_campaigns(run_date)
     if not campaigns:
         return {}
-
-    for campaign in campaigns:
+    _write_slots(conn, definitions, campaigns, run_date, now)
+    earlier_today = (
         conn.execute(
-            campaign_candidates.insert().from_select(
-                ["run_date", "campaign_id", "customer_id", "priority", "variant", "exclusion_reason"],
-                _candidates_select(campaign, run_date),
-            )
-        )
-
-    zones = [z or "" for (z,) in conn.execute(sa.select(customers.c.timezone).distinct())]
-    if "" not in zones:
-        zones.append("")
-    slot_rows = []
+            sa.select(outbox.c.message_id).where(outbox.c.slot_date == run_date, outbox.c.run_date < run_date).limit(1)
+        ).first()
+        is not None
+    )
+    columns = [
+        "run_date",
+        "campaign_id",
+        "customer_id",
+        "channel",
+        "priority",
+        "variant",
+        "send_at",
+        "exclusion_reason",
+    ]
     for campaign in campaigns:
-        for zone, instant in slot_instants(
-            campaign, run_date, zones, definitions.settings.default_timezone, now
-        ).items():
-            slot_rows.append({"run_date": run_date, "campaign_id": campaign.id, "timezone": zone, "send_at": instant})
-    conn.execute(send_slots.insert(), slot_rows)
-
+        select = _candidates_select(campaign, definitions, run_date, earlier_today)
+        conn.execute(campaign_candidates.insert().from_select(columns, select))
     _arbitrate(conn, definitions, run_date)
-
+    cand = campaign_candidates
     conn.execute(
         holdout_list.insert().from_select(
             ["run_date", "campaign_id", "customer_id"],
-            sa.select(
-                campaign_candidates.c.run_date, campaign_candidates.c.campaign_id, campaign_candidates.c.customer_id
-            ).where(campaign_candidates.c.run_date == run_date, campaign_candidates.c.exclusion_reason == "held_out"),
+            sa.select(cand.c.run_date, cand.c.campaign_id, cand.c.customer_id).where(
+                cand.c.run_date == run_date, cand.c.exclusion_reason == "held_out"
+            ),
         )
     )
     conn.execute(
         target_exclusions.insert().from_select(
             ["run_date", "campaign_id", "customer_id", "reason"],
-            sa.select(
-                campaign_candidates.c.run_date,
-                campaign_candidates.c.campaign_id,
-                campaign_candidates.c.customer_id,
-                campaign_candidates.c.exclusion_reason,
-            ).where(campaign_candidates.c.run_date == run_date, campaign_candidates.c.exclusion_reason.is_not(None)),
+            sa.select(cand.c.run_date, cand.c.campaign_id, cand.c.customer_id, cand.c.exclusion_reason).where(
+                cand.c.run_date == run_date, cand.c.exclusion_reason.is_not(None)
+            ),
         )
     )
     return funnels(conn, run_date, [c.id for c in campaigns])
 
 
-def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) -> None:
-    cap = definitions.settings.caps.per_customer_per_day
-    # What other runs already put in the ledger for this customer and day counts against the cap.
-    spent = (
-        sa.select(outbox.c.customer_id, sa.func.count().label("n"))
-        .where(outbox.c.slot_date == run_date, outbox.c.run_date != run_date, outbox.c.state.in_(LEDGER_SPENT_STATES))
-        .group_by(outbox.c.customer_id)
-        .subquery("spent")
+def _write_slots(
+    conn: Connection, definitions: Definitions, campaigns: list[Campaign], run_date: dt.date, now: dt.datetime
+) -> None:
+    zones = {z or "" for (z,) in conn.execute(sa.select(customers.c.timezone).distinct())} | {""}
+    rows = []
+    for campaign in campaigns:
+        quiet = quiet_hours_of(campaign, definitions)
+        for zone in sorted(zones):
+            slot = slot_for(campaign, zone, run_date, now, definitions.settings.default_timezone, quiet)
+            rows.append(
+                {
+                    "run_date": run_date,
+                    "campaign_id": campaign.id,
+                    "timezone": zone,
+                    "send_at": slot.send_at,
+                    "dropped": slot.dropped,
+                }
+            )
+    conn.execute(send_slots.insert(), rows)
+
+
+def _spent(run_date: dt.date, by_channel: bool) -> sa.Subquery:
+    """What earlier runs put in the ledger for this day, per customer (and channel)."""
+    keys = [outbox.c.customer_id, *([outbox.c.channel] if by_channel else [])]
+    return (
+        sa.select(*keys, sa.func.count().label("n"))
+        .where(outbox.c.slot_date == run_date, outbox.c.run_date < run_date, outbox.c.state.in_(SPENT_STATES))
+        .group_by(*keys)
+        .subquery("spent_channel" if by_channel else "spent_total")
     )
+
+
+def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) -> None:
+    caps = definitions.settings.caps
     cand = campaign_candidates
+    by_channel, total = _spent(run_date, True), _spent(run_date, False)
+    channel_cap = (
+        sa.case(
+            *((cand.c.channel == ch, sa.literal(n)) for ch, n in caps.per_channel_per_day.items()),
+            else_=sa.literal(UNCAPPED),
+        )
+        if caps.per_channel_per_day
+        else sa.literal(UNCAPPED)
+    )
     ranked = (
         sa.select(
             cand.c.run_date,
             cand.c.campaign_id,
             cand.c.customer_id,
+            cand.c.channel,
+            cand.c.priority,
             cand.c.variant,
+            cand.c.send_at,
             sa.func.row_number()
-            .over(partition_by=cand.c.customer_id, order_by=(cand.c.priority, cand.c.campaign_id))
-            .label("rank"),
-            (sa.literal(cap) - sa.func.coalesce(spent.c.n, 0)).label("budget"),
+            .over(partition_by=(cand.c.customer_id, cand.c.channel), order_by=(cand.c.priority, cand.c.campaign_id))
+            .label("channel_rank"),
+            (channel_cap - sa.func.coalesce(by_channel.c.n, 0)).label("channel_budget"),
+            (sa.literal(caps.per_customer_per_day) - sa.func.coalesce(total.c.n, 0)).label("total_budget"),
         )
-        .select_from(cand.outerjoin(spent, spent.c.customer_id == cand.c.customer_id))
+        .select_from(
+            cand.outerjoin(
+                by_channel,
+                sa.and_(by_channel.c.customer_id == cand.c.customer_id, by_channel.c.channel == cand.c.channel),
+            ).outerjoin(total, total.c.customer_id == cand.c.customer_id)
+        )
         .where(cand.c.run_date == run_date, cand.c.exclusion_reason.is_(None))
-        .subquery("ranked")
     )
-    profile_zone = sa.func.coalesce(customers.c.timezone, "")
+    conn.execute(
+        arbitration.insert().from_select(
+            [
+                "run_date",
+                "campaign_id",
+                "customer_id",
+                "channel",
+                "priority",
+                "variant",
+                "send_at",
+                "channel_rank",
+                "channel_budget",
+                "total_budget",
+            ],
+            ranked,
+        )
+    )
+    arb = arbitration
+    # Within the channel caps, rank again across channels against the daily cap. (A candidate that
+    # loses overall never made a lower one lose its channel slot: greedy by priority gives the same.)
+    feasible = (
+        sa.select(
+            arb,
+            sa.func.row_number()
+            .over(partition_by=arb.c.customer_id, order_by=(arb.c.priority, arb.c.campaign_id))
+            .label("total_rank"),
+        )
+        .where(arb.c.run_date == run_date, arb.c.channel_rank <= arb.c.channel_budget)
+        .subquery("feasible")
+    )
     conn.execute(
         target_list.insert().from_select(
             ["run_date", "campaign_id", "customer_id", "variant", "send_at"],
             sa.select(
-                ranked.c.run_date, ranked.c.campaign_id, ranked.c.customer_id, ranked.c.variant, send_slots.c.send_at
-            )
-            .select_from(
-                ranked.join(customers, customers.c.customer_id == ranked.c.customer_id).join(
-                    send_slots,
-                    sa.and_(
-                        send_slots.c.run_date == ranked.c.run_date,
-                        send_slots.c.campaign_id == ranked.c.campaign_id,
-                        send_slots.c.timezone == profile_zone,
-                    ),
-                )
-            )
-            .where(ranked.c.rank <= ranked.c.budget),
+                feasible.c.run_date,
+                feasible.c.campaign_id,
+                feasible.c.customer_id,
+                feasible.c.variant,
+                feasible.c.send_at,
+            ).where(feasible.c.total_rank <= feasible.c.total_budget),
         )
     )
-    conn.execute(
-        target_exclusions.insert().from_select(
-            ["run_date", "campaign_id", "customer_id", "reason"],
+    losers = [
+        (
+            sa.select(arb.c.run_date, arb.c.campaign_id, arb.c.customer_id, arb.c.channel_budget.label("budget")).where(
+                arb.c.run_date == run_date, arb.c.channel_rank > arb.c.channel_budget
+            )
+        ),
+        (
             sa.select(
-                ranked.c.run_date,
-                ranked.c.campaign_id,
-                ranked.c.customer_id,
-                sa.case((ranked.c.budget <= 0, "capped_global"), else_="lost_arbitration"),
-            ).where(ranked.c.rank > ranked.c.budget),
+                feasible.c.run_date,
+                feasible.c.campaign_id,
+                feasible.c.customer_id,
+                feasible.c.total_budget.label("budget"),
+            ).where(feasible.c.total_rank > feasible.c.total_budget)
+        ),
+    ]
+    for lost in losers:
+        sub = lost.subquery("lost")
+        reason = sa.case((sub.c.budget <= 0, sa.literal("capped_global")), else_=sa.literal("lost_arbitration"))
+        conn.execute(
+            target_exclusions.insert().from_select(
+                ["run_date", "campaign_id", "customer_id", "reason"],
+                sa.select(sub.c.run_date, sub.c.campaign_id, sub.c.customer_id, reason),
+            )
         )
-    )
 
 
 def funnels(conn: Connection, run_date: dt.date, campaign_ids: list[str]) -> dict[str, Funnel]:

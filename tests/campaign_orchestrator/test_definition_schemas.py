@@ -29,13 +29,16 @@ def test_every_shipped_definition_validates(repo, name):
     jsonschema.validate(yaml.safe_load((repo / "marketing" / "settings.yaml").read_text()), SCHEMAS["settings"])
 
 
-@pytest.mark.parametrize("rule", [
-    {"attribute": "tier", "eq": "gold", "ne": "silver"},
-    {"sql": "DROP TABLE customers"},
-    {"event": "purchase", "count": {"most": 2}},
-    {"all": []},
-    {"app": {"platform": "blackberry"}},
-])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"attribute": "tier", "eq": "gold", "ne": "silver"},
+        {"sql": "DROP TABLE customers"},
+        {"event": "purchase", "count": {"most": 2}},
+        {"all": []},
+        {"app": {"platform": "blackberry"}},
+    ],
+)
 def test_the_rule_schema_flags_mistakes_as_you_type(rule):
     doc = {"segments": [{"id": "x", "rule": rule}]}
     with pytest.raises(jsonschema.ValidationError):

@@ -202,3 +202,226 @@ def test_every_segment_member_is_targeted_or_has_exactly_one_reason(tmp_path_fac
         assert not suppressed
         assert opted_push if campaign == "a" else opted_email
     engine.dispose()
+
+
+# ---------------------------------------------------------------- hand-worked send times
+
+DST_NIGHT = dt.date(2026, 3, 8)  # US clocks jump from 02:00 to 03:00 local; Europe still on winter time
+ZONES = {
+    "LON": "Europe/London",
+    "BER": "Europe/Berlin",
+    "TYO": "Asia/Tokyo",
+    "KOL": "Asia/Kolkata",
+    "SYD": "Australia/Sydney",
+    "LAX": "America/Los_Angeles",
+    "NYC": "America/New_York",
+}
+
+
+def zone_world(engine):
+    ids = list(ZONES)
+    load(
+        engine,
+        [customer(c, timezone=z) for c, z in ZONES.items()],
+        opted_in={"push": ids},
+        installs=[(c, "ios", True) for c in ids],
+    )
+
+
+def sends(engine, run_date, campaign_id):
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                sa.select(target_list.c.customer_id, target_list.c.send_at).where(
+                    target_list.c.run_date == run_date, target_list.c.campaign_id == campaign_id
+                )
+            ).all()
+        )
+
+
+def reasons(engine, run_date, campaign_id):
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                sa.select(target_exclusions.c.customer_id, target_exclusions.c.reason).where(
+                    target_exclusions.c.run_date == run_date, target_exclusions.c.campaign_id == campaign_id
+                )
+            ).all()
+        )
+
+
+def at(day: int, hour: int, minute: int = 0, month: int = 3) -> dt.datetime:
+    return dt.datetime(2026, month, day, hour, minute)
+
+
+def test_local_time_sends_across_seven_zones_on_a_dst_night(warehouse):
+    zone_world(warehouse)
+    defs = definitions(
+        [{"id": "ten_am", "send_time": "10:00"}, {"id": "gap", "send_time": "02:30"}], per_customer_per_day=5
+    )
+    plan(warehouse, defs, DST_NIGHT)
+    assert sends(warehouse, DST_NIGHT, "ten_am") == {
+        "LON": at(8, 10),
+        "BER": at(8, 9),
+        "TYO": at(8, 1),
+        "KOL": at(8, 4, 30),
+        "SYD": at(7, 23),  # AEDT, UTC+11
+        "LAX": at(8, 17),  # already PDT at 10:00, UTC-7
+        "NYC": at(8, 14),  # already EDT at 10:00, UTC-4
+    }
+    gap = sends(warehouse, DST_NIGHT, "gap")
+    assert gap["NYC"] == at(8, 7, 30)  # 02:30 does not exist in New York that night: 03:30 EDT
+    assert gap["LAX"] == at(8, 10, 30)  # nor in Los Angeles: 03:30 PDT
+    assert gap["BER"] == at(8, 1, 30)
+
+
+def test_quiet_hours_move_or_drop(warehouse):
+    zone_world(warehouse)
+    quiet = {"start": "21:00", "end": "08:00"}
+    defs = definitions(
+        [
+            {"id": "late_move", "send_time": "22:00", "quiet_hours": {**quiet, "fallback": "move"}},
+            {"id": "late_drop", "send_time": "22:00", "quiet_hours": {**quiet, "fallback": "drop"}},
+            {"id": "lunch", "send_time": "12:30", "quiet_hours": {"start": "12:00", "end": "14:00"}},
+            {"id": "right_now", "send_time": "now", "quiet_hours": quiet},
+        ],
+        per_customer_per_day=5,
+    )
+    with warehouse.begin() as conn:
+        compute_memberships(
+            conn, defs.rules(), Vocabulary(attributes=ATTRS, segments=frozenset(defs.segments)), DST_NIGHT
+        )
+        build_target_lists(conn, defs, DST_NIGHT, at(8, 3))  # the run happens at 03:00 UTC
+    moved = sends(warehouse, DST_NIGHT, "late_move")
+    assert moved["NYC"] == at(9, 12)  # 22:00 EDT -> 08:00 EDT the next morning
+    assert moved["LON"] == at(9, 8)
+    assert moved["TYO"] == at(8, 23)  # 22:00 JST on the 8th -> 08:00 JST on the 9th
+    assert sends(warehouse, DST_NIGHT, "late_drop") == {}
+    assert set(reasons(warehouse, DST_NIGHT, "late_drop").values()) == {"quiet_hours_dropped"}
+    assert sends(warehouse, DST_NIGHT, "lunch")["BER"] == at(8, 13)  # 14:00 CET
+    now = sends(warehouse, DST_NIGHT, "right_now")
+    assert now["NYC"] == at(8, 12)  # 03:00Z is 22:00 EST on the 7th: moved to 08:00 EDT on the 8th
+    assert now["TYO"] == at(8, 3)  # 12:00 in Tokyo: no quiet hours, sent at once
+
+
+def test_a_weekly_schedule_runs_on_its_days_only(warehouse):
+    zone_world(warehouse)
+    defs = definitions(
+        [
+            {"id": "mondays", "schedule": {"type": "weekly", "days": ["mon"]}},
+            {"id": "once", "schedule": {"type": "once", "date": "2026-03-10"}},
+            {"id": "weekdays", "schedule": {"type": "cron", "cron": "0 9 * * 1-5"}},
+        ],
+        per_customer_per_day=5,
+    )
+    for day in (dt.date(2026, 3, 8), dt.date(2026, 3, 9), dt.date(2026, 3, 10)):
+        plan(warehouse, defs, day)
+    with warehouse.connect() as conn:
+        runs = conn.execute(sa.select(target_list.c.campaign_id, target_list.c.run_date).distinct()).all()
+    assert sorted((c, d.isoformat()) for c, d in runs) == [
+        ("mondays", "2026-03-09"),
+        ("once", "2026-03-10"),
+        ("weekdays", "2026-03-09"),
+        ("weekdays", "2026-03-10"),
+    ]
+
+
+def test_variants_split_by_weight_and_are_stable(warehouse):
+    ids = [f"C{i:04d}" for i in range(2000)]
+    load(warehouse, [customer(c) for c in ids], opted_in={"push": ids}, installs=[(c, "ios", True) for c in ids])
+    defs = definitions(
+        [
+            {
+                "id": "ab",
+                "variants": [
+                    {"id": "a", "weight": 1, "template": "t_ab"},
+                    {"id": "b", "weight": 3, "template": "t_ab"},
+                ],
+                "template": None,
+            }
+        ],
+        per_customer_per_day=5,
+    )
+    plan(warehouse, defs)
+    with warehouse.connect() as conn:
+        first = dict(conn.execute(sa.select(target_list.c.customer_id, target_list.c.variant)).all())
+    plan(warehouse, defs)
+    with warehouse.connect() as conn:
+        again = dict(conn.execute(sa.select(target_list.c.customer_id, target_list.c.variant)).all())
+    assert first == again
+    share_a = sum(1 for v in first.values() if v == "a") / len(first)
+    assert 0.21 < share_a < 0.29
+    assert first == {c: ("a" if hash32(f"variant:ab:{c}") % 10_000 < 2500 else "b") for c in ids}
+
+
+def test_include_exclude_channel_caps_and_campaign_totals(warehouse):
+    ids = [f"C{i}" for i in range(6)]
+    load(
+        warehouse,
+        [customer(c, tier="gold" if i < 4 else "silver") for i, c in enumerate(ids)],
+        opted_in={"push": ids, "email": ids},
+        installs=[(c, "ios", True) for c in ids],
+    )
+    segments = {
+        "everyone": {"attribute": "customer_id", "exists": True},
+        "gold": {"attribute": "tier", "eq": "gold"},
+        "vip": {"attribute": "customer_id", "in": ["C0"]},
+    }
+    defs = definitions(
+        [
+            {"id": "p1", "priority": 1, "segment": None, "include": ["gold"], "exclude": ["vip"]},
+            {"id": "p2", "priority": 2},
+            {"id": "e1", "priority": 3, "channel": "email", "caps": {"total": 1}},
+        ],
+        segments=segments,
+        per_customer_per_day=3,
+    )
+    defs.settings.caps.per_channel_per_day["push"] = 1
+    plan(warehouse, defs)
+    assert set(sends(warehouse, RUN, "p1")) == {"C1", "C2", "C3"}  # gold minus vip
+    assert set(sends(warehouse, RUN, "p2")) == {"C0", "C4", "C5"}  # push cap 1: p1 took the others
+    assert set(reasons(warehouse, RUN, "p2").values()) == {"lost_arbitration"}
+    assert set(sends(warehouse, RUN, "e1")) == set(ids)
+    with warehouse.begin() as conn:  # the night is delivered
+        conn.execute(
+            outbox.insert().from_select(
+                [
+                    "message_id",
+                    "run_date",
+                    "slot_date",
+                    "campaign_id",
+                    "customer_id",
+                    "variant",
+                    "channel",
+                    "destination",
+                    "send_at",
+                    "payload",
+                    "state",
+                    "attempts",
+                    "shard_key",
+                    "created_at",
+                    "updated_at",
+                ],
+                sa.select(
+                    target_list.c.campaign_id + ":" + target_list.c.customer_id,
+                    target_list.c.run_date,
+                    target_list.c.run_date,
+                    target_list.c.campaign_id,
+                    target_list.c.customer_id,
+                    target_list.c.variant,
+                    sa.literal("push"),
+                    sa.literal("braze"),
+                    target_list.c.send_at,
+                    sa.literal("{}"),
+                    sa.literal("sent"),
+                    sa.literal(1),
+                    sa.literal(0),
+                    target_list.c.send_at,
+                    target_list.c.send_at,
+                ),
+            )
+        )
+    tomorrow = RUN + dt.timedelta(days=1)
+    plan(warehouse, defs, tomorrow)
+    assert sends(warehouse, tomorrow, "e1") == {}  # total cap 1 reached by last night
+    assert set(reasons(warehouse, tomorrow, "e1").values()) == {"capped_campaign"}

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaign_orchestrator.definitions import Campaign
+from campaign_orchestrator.campaign_spec import Campaign
 from campaign_orchestrator.tables import inapp_messages, outbox
 from campaign_orchestrator.warehouse import insert_ignore
 
