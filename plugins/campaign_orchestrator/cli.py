@@ -259,6 +259,41 @@ def provider_sim(host: str, port: int, api_key: str, port_file: str | None) -> N
 
 
 @main.command()
+@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
+@warehouse_option
+@config_option
+@contracts_option
+@click.option("--sample", "sample_size", default=5, show_default=True, type=click.IntRange(0, 100))
+def plan(run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Path, sample_size: int) -> None:
+    """What a night would send: per campaign, the funnel from segment to targeted with every reason,
+    and a sample of target rows. Reads the current warehouse; renders and sends nothing."""
+    from campaign_orchestrator.definitions import DefinitionError
+    from campaign_orchestrator.pipeline import Run, plan_stage
+    from campaign_orchestrator.targeting import REASONS
+
+    run = Run(_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+    try:
+        detail = plan_stage(run, sample_size=sample_size)
+    except DefinitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    header = ["campaign", "segment", *REASONS, "targeted"]
+    rows = [
+        [cid, str(f["segment_size"]), *(str(f["excluded"].get(r, 0)) for r in REASONS), str(f["targeted"])]
+        for cid, f in detail["funnel"].items()
+    ]
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
+    for line in (header, *rows):
+        click.echo(
+            "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths, strict=True)))
+        )
+    for cid, sample in detail["samples"].items():
+        if sample:
+            shown = ", ".join(f"{r['customer_id']} ({r['variant']}, {r['send_at']})" for r in sample)
+            click.echo(f"\n{cid}: {shown}")
+    click.echo(f"\nplanned for {run_date}; nothing was rendered or sent")
+
+
+@main.command()
 @click.argument("segment")
 @click.option("--date", "run_date", callback=_date, help="Run date the rule is evaluated for (default today, UTC).")
 @warehouse_option

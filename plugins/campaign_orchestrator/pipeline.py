@@ -236,6 +236,32 @@ def targets_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
     return detail
 
 
+def plan_stage(run: Run, now: dt.datetime | None = None, sample_size: int = 5) -> dict[str, Any]:
+    """Segments and target lists for the run date on the current warehouse, and a sample of each
+    list: what a night would send, computed without rendering or sending anything."""
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.tables import target_list
+
+    segments_stage(run)
+    detail = targets_stage(run, now)
+    samples: dict[str, list[dict[str, Any]]] = {}
+    with run.engine.connect() as conn:
+        for campaign_id in detail["funnel"]:
+            rows = conn.execute(
+                sa.select(target_list.c.customer_id, target_list.c.variant, target_list.c.send_at)
+                .where(target_list.c.run_date == run.config.run_date, target_list.c.campaign_id == campaign_id)
+                .order_by(target_list.c.customer_id)
+                .limit(sample_size)
+            ).all()
+            samples[campaign_id] = [
+                {"customer_id": r.customer_id, "variant": r.variant, "send_at": f"{r.send_at:%Y-%m-%d %H:%M}Z"}
+                for r in rows
+            ]
+    detail["samples"] = samples
+    return detail
+
+
 def render_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
     from campaign_orchestrator.outbox import render_outbox
 
