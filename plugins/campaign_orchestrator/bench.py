@@ -221,6 +221,12 @@ def run_bench(
             return _write(workdir, customers, warehouse_url, run_date, results)
         with _timed(results, "targets", rss) as out:
             out["rows"] = pipeline.targets_stage(run)["rows"]
+        floor = targets_floor(warehouse_url, run.definitions, run_date, repo / "sql" / "bench" / "targets_by_hand.sql")
+        results["targets"].update(
+            floor_s=floor["floor_s"], campaigns=floor["campaigns"], disagreements=floor["mismatches"]
+        )
+        if stages[-1] == "targets":
+            return _write(workdir, customers, warehouse_url, run_date, results)
         with _timed(results, "render", rss) as out:
             out["rows"] = pipeline.render_stage(run)["rows"]
         with _timed(results, "deliver", rss) as out:
@@ -308,6 +314,169 @@ def segments_floor(warehouse_url: str, run_date: dt.date, sql_file: Path) -> dic
         if ours.get(k, 0) != floor_sizes.get(k, 0)
     }
     return {"floor_s": round(elapsed, 3), "segments": len(floor_sizes), "mismatches": mismatches}
+
+
+_HASH = {
+    "postgresql": "(('x' || lpad(substr(md5({x}), 1, 8), 16, '0'))::bit(64)::bigint)",
+    "sqlite": "co_hash32({x})",
+}
+
+
+def targets_floor(warehouse_url: str, definitions: Any, run_date: dt.date, sql_file: Path) -> dict[str, Any]:
+    """The target-list logic written by hand (sql/bench/targets_by_hand.sql), filled per campaign,
+    into scratch tables shaped like the real ones, timed now; and whether it agrees with the engine."""
+    import re
+
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.tables import target_list
+
+    blocks = dict(re.findall(r"^-- block: (\w+)\n(.*?);", sql_file.read_text(), flags=re.S | re.M))
+    engine = create_warehouse_engine(warehouse_url)
+    dialect = engine.dialect.name
+    hash_of = _HASH[dialect].format
+    true = "TRUE" if dialect == "postgresql" else "1"
+    meta = sa.MetaData()
+    key = [
+        sa.Column("campaign_id", sa.String(128), primary_key=True),
+        sa.Column("customer_id", sa.String(64), primary_key=True),
+    ]
+    sa.Table(
+        "floor_candidates",
+        meta,
+        *(c.copy() for c in key),
+        sa.Column("channel", sa.String(16)),
+        sa.Column("priority", sa.Integer),
+        sa.Column("variant", sa.String(128)),
+        sa.Column("send_at", sa.DateTime),
+        sa.Column("reason", sa.String(32)),
+    )
+    sa.Table(
+        "floor_arbitration",
+        meta,
+        *(c.copy() for c in key),
+        sa.Column("channel", sa.String(16)),
+        sa.Column("priority", sa.Integer),
+        sa.Column("variant", sa.String(128)),
+        sa.Column("send_at", sa.DateTime),
+        sa.Column("channel_rank", sa.Integer),
+        sa.Column("channel_budget", sa.Integer),
+        sa.Column("total_budget", sa.Integer),
+    )
+    targets = sa.Table(
+        "floor_targets",
+        meta,
+        *(c.copy() for c in key),
+        sa.Column("variant", sa.String(128)),
+        sa.Column("send_at", sa.DateTime),
+    )
+    sa.Table("floor_exclusions", meta, *(c.copy() for c in key), sa.Column("reason", sa.String(32)))
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    settings = definitions.settings
+    campaigns = definitions.active_campaigns(run_date)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        if dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        for camp in campaigns:
+            include, exclude = camp.audience
+            member = (
+                "EXISTS (SELECT 1 FROM segment_membership m WHERE m.run_date = :run_date "
+                "AND m.segment_id = '{}' AND m.customer_id = c.customer_id)"
+            )
+            audience = "(" + " OR ".join(member.format(x) for x in include) + ")"
+            audience += "".join(" AND NOT " + member.format(x) for x in exclude)
+            if camp.channel == "email":
+                device_join, no_device = "", "c.email IS NULL"
+            else:
+                conds = [f"push_token_present = {true}"] if camp.channel == "push" else ["1 = 1"]
+                if camp.platforms:
+                    conds.append("platform IN (" + ", ".join(f"'{p}'" for p in camp.platforms) + ")")
+                if camp.app_ids:
+                    conds.append("app_id IN (" + ", ".join(f"'{a}'" for a in camp.app_ids) + ")")
+                device_join = (
+                    "LEFT JOIN (SELECT DISTINCT customer_id FROM app_installs WHERE "
+                    + " AND ".join(conds)
+                    + ") d ON d.customer_id = c.customer_id"
+                )
+                no_device = "d.customer_id IS NULL"
+            held = ["1 = 0"]
+            if camp.holdout_percent:
+                held.append(
+                    f"{hash_of(x=chr(39) + 'holdout:' + camp.id + ':' + chr(39) + ' || c.customer_id')} % 10000 "
+                    f"< {round(camp.holdout_percent * 100)}"
+                )
+            if settings.global_control_percent:
+                held.append(
+                    f"{hash_of(x=chr(39) + 'global_control:' + chr(39) + ' || c.customer_id')} % 10000 "
+                    f"< {round(settings.global_control_percent * 100)}"
+                )
+            variant = "'default'"
+            if camp.variants:
+                total, running, arms = sum(v.weight for v in camp.variants), 0.0, []
+                bucket = hash_of(x=f"'variant:{camp.id}:' || c.customer_id") + " % 10000"
+                for v in camp.variants[:-1]:
+                    running += v.weight
+                    arms.append(f"WHEN {bucket} < {round(running / total * 10000)} THEN '{v.id}'")
+                variant = f"CASE {' '.join(arms)} ELSE '{camp.variants[-1].id}' END"
+            capped_join, capped = "", "1 = 0"
+            if camp.caps.total is not None:
+                capped_join = (
+                    "LEFT JOIN (SELECT customer_id FROM outbox WHERE campaign_id = :campaign_id"
+                    " AND run_date < :run_date AND state IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')"
+                    " GROUP BY customer_id"
+                    f" HAVING COUNT(*) >= {camp.caps.total}) k ON k.customer_id = c.customer_id"
+                )
+                capped = "k.customer_id IS NOT NULL"
+            sql = blocks["candidates"]
+            for name, value in {
+                "audience": audience,
+                "device_join": device_join,
+                "no_device": no_device,
+                "held_out": " OR ".join(held),
+                "variant": variant,
+                "capped_join": capped_join,
+                "capped": capped,
+                "true": true,
+            }.items():
+                sql = sql.replace("{" + name + "}", value)
+            conn.execute(
+                sa.text(sql),
+                {"campaign_id": camp.id, "channel": camp.channel, "priority": camp.priority, "run_date": run_date},
+            )
+        caps = settings.caps.per_channel_per_day
+        channel_cap = (
+            ("CASE " + " ".join(f"WHEN c.channel = '{ch}' THEN {n}" for ch, n in caps.items()) + " ELSE 1000000 END")
+            if caps
+            else "1000000"
+        )
+        conn.execute(
+            sa.text(blocks["arbitration"].replace("{channel_cap}", channel_cap)),
+            {"run_date": run_date, "daily_cap": settings.caps.per_customer_per_day},
+        )
+        conn.execute(sa.text(blocks["targets"]))
+        conn.execute(sa.text(blocks["exclusions"]))
+    elapsed = time.perf_counter() - t0
+    with engine.connect() as conn:
+        floor_counts: dict[str, int] = dict(
+            conn.execute(sa.select(targets.c.campaign_id, sa.func.count()).group_by(targets.c.campaign_id)).all()
+        )
+        ours: dict[str, int] = dict(
+            conn.execute(
+                sa.select(target_list.c.campaign_id, sa.func.count())
+                .where(target_list.c.run_date == run_date)
+                .group_by(target_list.c.campaign_id)
+            ).all()
+        )
+    meta.drop_all(engine)
+    engine.dispose()
+    mismatches = {
+        k: (ours.get(k, 0), floor_counts.get(k, 0))
+        for k in set(ours) | set(floor_counts)
+        if ours.get(k, 0) != floor_counts.get(k, 0)
+    }
+    return {"floor_s": round(elapsed, 3), "campaigns": len(campaigns), "mismatches": mismatches}
 
 
 def _create_database_if_missing(url: str) -> None:
