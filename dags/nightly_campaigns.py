@@ -157,7 +157,7 @@ def nightly_campaigns() -> None:
     def write_report(**context: Any) -> str:
         import json
 
-        from campaign_orchestrator.pipeline import report_stage, unfinished_stages
+        from campaign_orchestrator.pipeline import held_campaigns, report_stage, unfinished_stages
         from campaign_orchestrator.reporting import summary_table
 
         run = _run(context)
@@ -167,6 +167,9 @@ def nightly_campaigns() -> None:
         missing = unfinished_stages(run)
         if missing:  # the report is written; the night still shows as failed
             _fail_fast(RuntimeError(f"the night did not complete: {missing}; see {path}"))
+        held = held_campaigns(run)
+        if held:  # delivered what was good; the held campaigns need a fixed template and a re-run
+            _fail_fast(RuntimeError(f"campaigns held, too many render failures: {held}; see render_errors, {path}"))
         return str(path)
 
     shards = plan_delivery_shards()

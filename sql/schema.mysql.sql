@@ -187,6 +187,20 @@ CREATE TABLE quarantine (
 
 CREATE INDEX ix_quarantine_run_source ON quarantine (run_date, source);
 
+CREATE TABLE render_errors (
+	run_date DATE NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	customer_id VARCHAR(64) NOT NULL, 
+	variant VARCHAR(128) NOT NULL, 
+	template_id VARCHAR(128) NOT NULL, 
+	locale VARCHAR(16), 
+	field VARCHAR(64), 
+	reason VARCHAR(500) NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	CONSTRAINT pk_render_errors PRIMARY KEY (run_date, campaign_id, customer_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+
 CREATE TABLE run_log (
 	run_id VARCHAR(250) NOT NULL, 
 	run_date DATE NOT NULL, 

@@ -146,6 +146,9 @@ class Campaign(Strict):
     app_ids: list[str] | None = None
     platforms: list[Platform] | None = None
     in_app: InAppOptions = InAppOptions()
+    locales: list[str] = Field(
+        default_factory=list, description="locales every template of this campaign must have content for"
+    )
 
     @field_validator("send_time")
     @classmethod

@@ -294,6 +294,57 @@ def plan(run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Pat
 
 
 @main.command()
+@click.argument("campaign")
+@click.option("--date", "run_date", callback=_date, help="Run date (default today, UTC).")
+@click.option("--customer", "customer_ids", multiple=True, help="A customer id; repeat for several.")
+@click.option("--sample", "sample_size", default=5, show_default=True, type=click.IntRange(1, 200))
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML page.")
+@warehouse_option
+@config_option
+@contracts_option
+def preview(
+    campaign: str,
+    run_date: dt.date | None,
+    customer_ids: tuple[str, ...],
+    sample_size: int,
+    html_file: Path | None,
+    warehouse: str,
+    config_dir: Path,
+    contracts_dir: Path,
+) -> None:
+    """A campaign's message rendered for real customers (by id, or a sample of its target list),
+    in the terminal and optionally as an HTML page of push, in-app and email mock-ups. Sends nothing."""
+    from campaign_orchestrator.contracts import template_variables
+    from campaign_orchestrator.definitions import DefinitionError
+    from campaign_orchestrator.pipeline import Run
+    from campaign_orchestrator.preview import PreviewError, as_html, as_text, preview_campaign
+    from campaign_orchestrator.templates import RenderError
+
+    day = run_date or dt.datetime.now(dt.UTC).date()
+    run = Run(_config(day, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+    try:
+        messages = preview_campaign(
+            run.engine,
+            run.definitions,
+            template_variables(run.contracts),
+            campaign,
+            day,
+            list(customer_ids) or None,
+            sample_size,
+        )
+    except (DefinitionError, RenderError, PreviewError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not messages:
+        raise click.ClickException("no customers to preview: import data first (campaigns import or run)")
+    click.echo(as_text(messages))
+    failed = sum(1 for m in messages if m.error)
+    click.echo(f"{len(messages)} previewed, {failed} would not be sent (render errors); nothing was sent")
+    if html_file is not None:
+        html_file.write_text(as_html(campaign, day, messages), encoding="utf-8")
+        click.echo(f"html: {html_file}")
+
+
+@main.command()
 @click.argument("segment")
 @click.option("--date", "run_date", callback=_date, help="Run date the rule is evaluated for (default today, UTC).")
 @warehouse_option
@@ -337,10 +388,10 @@ def estimate(
 @contracts_option
 def validate(config_dir: Path, contracts_dir: Path) -> None:
     """Check every definition in the marketing folder against the data contracts."""
-    from campaign_orchestrator.contracts import load_contracts, template_variables, vocabulary
+    from campaign_orchestrator.contracts import load_contracts, template_samples, template_variables, vocabulary
     from campaign_orchestrator.definitions import DefinitionError, load_definitions
     from campaign_orchestrator.sources import load_sources_config
-    from campaign_orchestrator.templates import CompiledTemplate, RenderError
+    from campaign_orchestrator.template_lint import lint_templates
 
     contracts = load_contracts(contracts_dir)
     try:
@@ -348,14 +399,9 @@ def validate(config_dir: Path, contracts_dir: Path) -> None:
         defs = load_definitions(config_dir, vocabulary(contracts, lists))
     except DefinitionError as exc:
         raise click.ClickException(str(exc)) from None
-    problems = []
-    for template in defs.templates.values():
-        try:
-            CompiledTemplate(template, template_variables(contracts))
-        except RenderError as exc:
-            problems.append(f"{defs.sources.get('templates:' + template.id)}: {exc}")
+    problems = lint_templates(defs, template_variables(contracts), template_samples(contracts))
     if problems:
-        raise click.ClickException("\n".join(problems))
+        raise click.ClickException(f"{len(problems)} problem(s) in the templates:\n" + "\n".join(problems))
     click.echo(f"ok: {len(defs.segments)} segments, {len(defs.campaigns)} campaigns, {len(defs.templates)} templates")
 
 

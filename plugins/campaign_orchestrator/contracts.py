@@ -315,3 +315,21 @@ def template_variables(contracts: dict[str, Contract]) -> set[str]:
     if customers is None:
         return set()
     return {c.name for c in customers.columns.values() if c.template}
+
+
+def template_samples(contracts: dict[str, Contract]) -> dict[str, Any]:
+    """A plausible value per template variable, by type: what lint renders templates with."""
+    import datetime as dt
+
+    samples = {
+        "string": "sample",
+        "int": 42,
+        "float": 1234.5,
+        "bool": True,
+        "date": dt.date(2026, 1, 15),
+        "datetime": dt.datetime(2026, 1, 15, 18, 30),
+    }
+    customers = contracts.get("customers")
+    if customers is None:
+        return {}
+    return {c.name: samples[c.type] for c in customers.columns.values() if c.template}

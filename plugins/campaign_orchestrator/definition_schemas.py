@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from campaign_orchestrator.campaign_spec import Campaign
-from campaign_orchestrator.definitions import Lifecycle, Settings, Template
+from campaign_orchestrator.deep_links import RegistryFile
+from campaign_orchestrator.definitions import Lifecycle, Settings
 from campaign_orchestrator.rules import COUNT_OPS, OPERATORS, PLATFORMS
+from campaign_orchestrator.template_spec import EmailContent, InAppContent, PushContent, Template
 
 ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
 SCALAR = {"type": ["string", "number", "boolean"]}
@@ -166,6 +168,18 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     ):
         item, defs = _model_schema(model)
         out[name] = _file_schema(name.title(), key, item, defs)
+    # `content` is typed per channel in code; editors get the three shapes to choose from.
+    template_item = out["templates"]["$defs"]["item"]
+    template_defs = out["templates"]["$defs"]
+    shapes = []
+    for content_model in (PushContent, InAppContent, EmailContent):
+        shape, more = _model_schema(content_model)
+        template_defs.update(more)
+        template_defs[content_model.__name__] = shape
+        shapes.append({"$ref": f"#/$defs/{content_model.__name__}"})
+    template_item["properties"]["content"] = {"anyOf": shapes, "description": "fields of the template's channel"}
+    registry, defs = _model_schema(RegistryFile)
+    out["deep_links"] = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs, **registry}
     settings, defs = _model_schema(Settings)
     out["settings"] = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs, **settings}
     return out

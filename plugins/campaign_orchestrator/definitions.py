@@ -24,13 +24,8 @@ from campaign_orchestrator.campaign_spec import (  # noqa: F401 - re-exported fo
     QuietHours,
     check_zone,
 )
-
-CHANNEL_FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    # channel: (required fields, optional fields)
-    "push": ({"title", "body"}, {"deep_link", "image_url"}),
-    "in_app": ({"header", "body"}, {"image_url", "deep_link", "button_text"}),
-    "email": ({"subject", "text"}, {"preheader", "html"}),
-}
+from campaign_orchestrator.deep_links import DeepLinkRegistry, load_registry
+from campaign_orchestrator.template_spec import DEFAULT_LIMITS, LOCALE_PATTERN, Template
 
 
 class DefinitionError(ValueError):
@@ -62,6 +57,13 @@ class DeliverySettings(_Strict):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
+class RenderSettings(_Strict):
+    max_error_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="a campaign with more failed renders stops before delivery"
+    )
+    max_message_ms: float = Field(default=50.0, gt=0, description="time one message may take to render")
+
+
 class Destination(_Strict):
     kind: Literal["provider", "message_store"]
     connection_id: str | None = Field(default=None, description="Airflow connection id (provider kind)")
@@ -81,31 +83,32 @@ class Settings(_Strict):
     global_control_percent: float = Field(
         default=0.0, ge=0.0, le=50.0, description="customers no campaign sends to, to measure overall uplift"
     )
+    default_locale: str = Field(default="en", pattern=LOCALE_PATTERN, description="language of templates' content")
+    limits: dict[Channel, dict[str, int]] = Field(
+        default_factory=dict,
+        description="characters per field, e.g. {push: {title: 50}}; merged over the built-in limits",
+    )
+    render: RenderSettings = RenderSettings()
     delivery: DeliverySettings = DeliverySettings()
     destinations: dict[str, Destination] = Field(default_factory=dict)
+
+    @field_validator("limits")
+    @classmethod
+    def _known_limits(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for channel, fields in value.items():
+            unknown = fields.keys() - DEFAULT_LIMITS[channel].keys()
+            if unknown:
+                raise ValueError(
+                    f"{channel}: no limit named {sorted(unknown)}; known {sorted(DEFAULT_LIMITS[channel])}"
+                )
+            if any(v < 1 for v in fields.values()):
+                raise ValueError(f"{channel}: limits must be at least 1")
+        return value
 
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
-
-
-class Template(_Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    channel: Channel
-    defaults: dict[str, str] = Field(default_factory=dict, description="value used when a variable is missing")
-    content: dict[str, str]
-
-    @model_validator(mode="after")
-    def _fields_for_channel(self) -> Template:
-        required, optional = CHANNEL_FIELDS[self.channel]
-        missing = required - self.content.keys()
-        unknown = self.content.keys() - required - optional
-        if missing:
-            raise ValueError(f"{self.channel} content needs {sorted(missing)}")
-        if unknown:
-            raise ValueError(f"{self.channel} content has unknown fields {sorted(unknown)}")
-        return self
 
 
 class Segment(_Strict):
@@ -138,9 +141,22 @@ class Definitions:
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # definition id -> file it came from
     vocabulary: Any = None  # rules.Vocabulary the segments were checked against
+    deep_links: DeepLinkRegistry | None = None
 
     def active_campaigns(self, run_date: dt.date) -> list[Campaign]:
         return sorted((c for c in self.campaigns.values() if c.is_active(run_date)), key=lambda c: c.id)
+
+    def render_policy(self) -> Any:
+        """Limits, default locale, time budget and deep-link registry, as the renderer takes them."""
+        from campaign_orchestrator.templates import RenderPolicy
+
+        limits = {ch: {**base, **self.settings.limits.get(ch, {})} for ch, base in DEFAULT_LIMITS.items()}  # type: ignore[call-overload]
+        return RenderPolicy(
+            limits=limits,
+            default_locale=self.settings.default_locale,
+            max_message_ms=self.settings.render.max_message_ms,
+            deep_links=self.deep_links,
+        )
 
     def rules(self) -> dict[str, Any]:
         return {sid: seg.rule for sid, seg in self.segments.items()}
@@ -282,6 +298,8 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
         elif dest.kind == "message_store" and camp.channel != "in_app":
             problems.append(f"{where}: destination: the message store takes in_app campaigns only")
 
+    deep_links = load_registry(root, problems)
+
     if problems:
         raise DefinitionError(problems)
     return Definitions(
@@ -292,4 +310,5 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
         lifecycles=lifecycles,
         sources=origin,
         vocabulary=vocab,
+        deep_links=deep_links,
     )

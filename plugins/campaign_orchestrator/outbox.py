@@ -19,15 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from campaign_orchestrator.definitions import Definitions
-from campaign_orchestrator.tables import customers, outbox, target_list
-from campaign_orchestrator.templates import CompiledTemplate, RenderError
-from campaign_orchestrator.warehouse import insert_ignore
+from campaign_orchestrator.tables import customers, outbox, render_errors, target_list
+from campaign_orchestrator.templates import PROFILE_CONTEXT, CompiledTemplate, RenderError
+from campaign_orchestrator.warehouse import bulk_insert_ignore
 
 MESSAGE_NAMESPACE = uuid.UUID("6f0c8a52-5a43-4c0e-9a39-0b7c4b3f4e61")
 SHARD_KEYS = 1024  # shard_key is in [0, 1024): any shard count up to Airflow's map limit divides it
 RENDER_CHUNK = 20_000
 
-STATES = ("pending", "in_flight", "sent", "failed", "dead", "cancelled", "unknown")
+STATES = ("pending", "held", "in_flight", "sent", "failed", "dead", "cancelled", "unknown")
 
 
 def message_id(campaign_id: str, customer_id: str, slot_date: dt.date) -> str:
@@ -44,9 +44,11 @@ class RenderReport:
     errors: dict[str, int] = field(default_factory=dict)
     cancelled: int = 0
     error_samples: list[str] = field(default_factory=list)
+    # campaign -> share of its messages for the run that failed to render, when over the limit
+    held: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rendered": self.rendered, "errors": self.errors, "cancelled": self.cancelled}
+        return {"rendered": self.rendered, "errors": self.errors, "cancelled": self.cancelled, "held": self.held}
 
 
 def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) -> Iterator[list[Any]]:
@@ -95,64 +97,171 @@ def cancel_stale(conn: Connection, run_date: dt.date, now: dt.datetime) -> int:
     )
     result = conn.execute(
         outbox.update()
-        .where(outbox.c.run_date == run_date, outbox.c.state.in_(("pending", "failed")), ~still_targeted)
+        .where(outbox.c.run_date == run_date, outbox.c.state.in_(("pending", "failed", "held")), ~still_targeted)
         .values(state="cancelled", updated_at=now, last_error="no longer targeted at re-run")
     )
     return int(result.rowcount or 0)
 
 
+OUTBOX_COLUMNS = (
+    "message_id",
+    "run_date",
+    "slot_date",
+    "campaign_id",
+    "customer_id",
+    "variant",
+    "channel",
+    "destination",
+    "send_at",
+    "payload",
+    "state",
+    "attempts",
+    "shard_key",
+    "created_at",
+    "updated_at",
+)
+ERROR_COLUMNS = (
+    "run_date",
+    "campaign_id",
+    "customer_id",
+    "variant",
+    "template_id",
+    "locale",
+    "field",
+    "reason",
+    "created_at",
+)
+
+
 def render_outbox(
     engine: Engine, definitions: Definitions, template_variables: set[str], run_date: dt.date, now: dt.datetime
 ) -> RenderReport:
+    """Render every target row without a ledger entry; failures go to render_errors, not to the outbox.
+
+    A campaign whose failures pass settings.render.max_error_share is held: its messages stay in
+    the outbox as `held` and are not delivered until a re-run (after a fix) brings it under.
+    """
     report = RenderReport()
-    compiled = {
-        (c.id, variant): CompiledTemplate(definitions.templates[template_id], template_variables)
+    policy = definitions.render_policy()
+    compiled: dict[tuple[str, str], tuple[str, CompiledTemplate]] = {
+        (c.id, variant): (template_id, CompiledTemplate(definitions.templates[template_id], template_variables, policy))
         for c in definitions.active_campaigns(run_date)
         for variant, template_id in c.variant_templates.items()
     }
-    columns = sorted({v for t in compiled.values() for v in t.variables} & template_variables)
+    wanted = {v for _, t in compiled.values() for v in t.variables} | set(PROFILE_CONTEXT)
+    columns = sorted(wanted & set(customers.c.keys()))
+    payload_limit = policy.limit("push", "payload_bytes")
     with engine.begin() as conn:
         report.cancelled = cancel_stale(conn, run_date, now)
+        # Failures are recorded afresh for the rows still unrendered.
+        conn.execute(render_errors.delete().where(render_errors.c.run_date == run_date))
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     # Each chunk commits on its own: a crash loses at most one chunk of rendering, never a sent row.
     with engine.connect() as reader:
         for rows in _pending_targets(reader, run_date, columns):
-            batch: list[dict[str, Any]] = []
+            batch: list[tuple[Any, ...]] = []
+            failed: list[tuple[Any, ...]] = []
+            rendered = report.rendered
             for row in rows:
                 campaign_id, customer_id, variant, send_at = row[0], row[1], row[2], row[3]
-                campaign = definitions.campaigns[campaign_id]
+                template_id, template = compiled[(campaign_id, variant)]
                 values: dict[str, Any] = dict(zip(columns, row[4:], strict=True))
-                values.update(campaign_id=campaign_id, customer_id=customer_id, variant=variant)
+                values["campaign_id"], values["customer_id"], values["variant"] = campaign_id, customer_id, variant
+                values["send_at"] = send_at
+                campaign = definitions.campaigns[campaign_id]
                 try:
-                    fields = compiled[(campaign_id, variant)].render(values)
+                    fields = template.render(values)
+                    text = dumps(fields)
+                    if campaign.channel == "push" and payload_limit and len(text.encode()) > payload_limit:
+                        raise RenderError(
+                            f"{len(text.encode())} bytes, over the push limit of {payload_limit}", "payload"
+                        )
                 except RenderError as exc:
                     report.errors[campaign_id] = report.errors.get(campaign_id, 0) + 1
                     if len(report.error_samples) < 20:
                         report.error_samples.append(f"{campaign_id}: {exc}")
+                    locale = template.choose(values.get("locale")).locale
+                    failed.append(
+                        (
+                            run_date,
+                            campaign_id,
+                            customer_id,
+                            variant,
+                            template_id,
+                            locale,
+                            exc.field[:64],
+                            str(exc)[:500],
+                            now,
+                        )
+                    )
                     continue
                 mid = message_id(campaign_id, customer_id, run_date)
                 batch.append(
-                    {
-                        "message_id": mid,
-                        "run_date": run_date,
-                        "slot_date": run_date,
-                        "campaign_id": campaign_id,
-                        "customer_id": customer_id,
-                        "variant": variant,
-                        "channel": campaign.channel,
-                        "destination": campaign.destination,
-                        "send_at": send_at,
-                        "payload": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
-                        "state": "pending",
-                        "attempts": 0,
-                        "shard_key": shard_key(mid),
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    (
+                        mid,
+                        run_date,
+                        run_date,
+                        campaign_id,
+                        customer_id,
+                        variant,
+                        campaign.channel,
+                        campaign.destination,
+                        send_at,
+                        text,
+                        "pending",
+                        0,
+                        shard_key(mid),
+                        now,
+                        now,
+                    )
                 )
-                report.rendered[campaign_id] = report.rendered.get(campaign_id, 0) + 1
+                rendered[campaign_id] = rendered.get(campaign_id, 0) + 1
             with engine.begin() as writer:
-                insert_ignore(writer, outbox, batch)
+                bulk_insert_ignore(writer, outbox, OUTBOX_COLUMNS, batch)
+                bulk_insert_ignore(writer, render_errors, ERROR_COLUMNS, failed)
+    with engine.begin() as conn:
+        report.held = hold_failing_campaigns(conn, run_date, definitions.settings.render.max_error_share, now)
     return report
+
+
+def hold_failing_campaigns(conn: Connection, run_date: dt.date, max_share: float, now: dt.datetime) -> dict[str, float]:
+    """Hold every campaign whose render failures for the run pass max_share; release the others."""
+    failed: dict[str, int] = dict(
+        conn.execute(
+            sa.select(render_errors.c.campaign_id, sa.func.count())
+            .where(render_errors.c.run_date == run_date)
+            .group_by(render_errors.c.campaign_id)
+        ).all()
+    )
+    rendered: dict[str, int] = dict(
+        conn.execute(
+            sa.select(outbox.c.campaign_id, sa.func.count())
+            .where(outbox.c.run_date == run_date, outbox.c.state != "cancelled")
+            .group_by(outbox.c.campaign_id)
+        ).all()
+    )
+    held: dict[str, float] = {}
+    for campaign_id in rendered.keys() | failed.keys():
+        bad = int(failed.get(campaign_id, 0))
+        share = bad / (bad + int(rendered.get(campaign_id, 0)))
+        if share > max_share:
+            held[campaign_id] = round(share, 4)
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.run_date == run_date, outbox.c.campaign_id == campaign_id, outbox.c.state == "pending")
+                .values(
+                    state="held",
+                    updated_at=now,
+                    last_error=f"campaign held: {share:.1%} of its messages failed to render (limit {max_share:.1%})",
+                )
+            )
+        else:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.run_date == run_date, outbox.c.campaign_id == campaign_id, outbox.c.state == "held")
+                .values(state="pending", updated_at=now, last_error=None)
+            )
+    return held
 
 
 def ledger_counts(conn: Connection, run_date: dt.date) -> dict[str, dict[str, int]]:

@@ -107,14 +107,16 @@ class Run:
 
 def validate_definitions(run: Run) -> dict[str, Any]:
     """Fail early, before any data moves, if a segment, campaign or template is wrong."""
-    from campaign_orchestrator.templates import CompiledTemplate
+    from campaign_orchestrator.definitions import DefinitionError
+    from campaign_orchestrator.template_lint import lint_templates
 
     with run.stage("validate") as detail:
         defs = run.definitions
-        variables = contracts_mod.template_variables(run.contracts)
-        for campaign in defs.campaigns.values():
-            for template_id in campaign.variant_templates.values():
-                CompiledTemplate(defs.templates[template_id], variables)
+        problems = lint_templates(
+            defs, contracts_mod.template_variables(run.contracts), contracts_mod.template_samples(run.contracts)
+        )
+        if problems:
+            raise DefinitionError(problems)
         active = [c.id for c in defs.active_campaigns(run.config.run_date)]
         detail.update(
             segments=len(defs.segments), campaigns=len(defs.campaigns), active_campaigns=active, rows=len(active)
@@ -305,6 +307,25 @@ def deliver_stage(
     return detail
 
 
+def held_campaigns(run: Run) -> dict[str, int]:
+    """Campaigns of this run held back because too many of their messages failed to render."""
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.tables import outbox
+
+    with run.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.campaign_id, sa.func.count())
+            .where(outbox.c.run_date == run.config.run_date, outbox.c.state == "held")
+            .group_by(outbox.c.campaign_id)
+        ).all()
+    return {campaign_id: int(n) for campaign_id, n in rows}
+
+
+class CampaignsHeld(RuntimeError):
+    """The night ran, but some campaigns were not delivered: too many of their messages failed to render."""
+
+
 def report_stage(run: Run) -> Path:
     from campaign_orchestrator.reporting import write_run_report
 
@@ -354,4 +375,11 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
         except Exception:  # the report must not hide the failure that stopped the night
             log.exception("could not write the report of the failed run")
         raise
-    return report_stage(run)
+    path = report_stage(run)
+    held = held_campaigns(run)
+    if held:
+        raise CampaignsHeld(
+            f"held, not delivered (render failures over settings.render.max_error_share): {held}; "
+            f"see render_errors and {path}"
+        )
+    return path

@@ -276,7 +276,8 @@ outbox = Table(
     Column("destination", NAME, nullable=False),
     Column("send_at", DateTime, nullable=False),
     Column("payload", Text, nullable=False),
-    # pending -> in_flight -> sent | failed (retryable, back to pending next run) | dead | cancelled
+    # pending -> in_flight -> sent | failed (retryable, back to pending next run) | dead | cancelled;
+    # held: the campaign's render failures passed the limit, so none of it is delivered
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("shard_key", Integer, nullable=False),
@@ -291,6 +292,23 @@ outbox = Table(
     Index("ix_outbox_run_state", "run_date", "state"),
     Index("ix_outbox_claim", "claim_id"),
     Index("ix_outbox_customer_slot", "customer_id", "slot_date"),
+)
+
+# Messages that could not be rendered for a customer: never sent; the reason names the field and
+# the rule broken, never the customer's values.
+render_errors = Table(
+    "render_errors",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("template_id", NAME, nullable=False),
+    Column("locale", String(16)),
+    Column("field", String(64)),
+    Column("reason", String(500), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("run_date", "campaign_id", "customer_id", name="pk_render_errors"),
 )
 
 inapp_messages = Table(

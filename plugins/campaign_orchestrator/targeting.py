@@ -167,7 +167,8 @@ def _devices(campaign: Campaign) -> sa.Subquery | None:
     return sa.select(app_installs.c.customer_id).where(*conds).distinct().subquery("devices")
 
 
-def _variant(campaign: Campaign, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+def variant_of(campaign: Campaign, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The A/B variant of a customer: a stable weighted hash, so previews and re-runs agree."""
     if not campaign.variants:
         return sa.literal("default")
     total = sum(v.weight for v in campaign.variants)
@@ -240,7 +241,7 @@ def _candidates_select(
             cid,
             sa.literal(campaign.channel),
             sa.literal(campaign.priority),
-            _variant(campaign, cid),
+            variant_of(campaign, cid),
             slot.c.send_at,
             reason,
         )

@@ -1,131 +1,286 @@
-"""Message templates rendered in a hardened Jinja2 sandbox.
+"""Templates compiled once per (template, locale) and rendered per customer into a payload.
 
-The sandbox alone is not enough (Jinja2's own advice), so the environment also has no
-globals (no `range`, `lipsum`, `cycler`, `namespace`), only an allow-list of filters, no
-`attr`/`format`/`map` style filters that reach into objects, and a cap on output size.
-Variables are limited to the profile columns the data contract marks for templates.
-Each template field is compiled once and rendered per customer.
+A customer gets the content of their locale ('fr-ca'), else of its language ('fr'), else the
+template's default content. Missing or empty variables take the declared default. Each
+rendered field is checked against the channel's limits and, for links, against the deep-link
+registry; a message that fails any check raises RenderError naming the field, never the
+customer's values, and is not sent.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 from jinja2 import meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from campaign_orchestrator.definitions import Template
+from campaign_orchestrator.deep_links import DeepLinkRegistry
+from campaign_orchestrator.sandbox import (
+    CURRENCY_KEY,
+    LOCALE_KEY,
+    MAX_FIELD_CHARS,
+    MAX_SOURCE_CHARS,
+    TIMEZONE_KEY,
+    VETTED_FILTERS,
+    TemplateRefused,
+    build_environment,
+    check_grammar,
+)
+from campaign_orchestrator.template_spec import DEFAULT_LIMITS, HTML_FIELDS, Template, normalise_locale, template_fields
 
-SAFE_FILTERS = {
-    "capitalize",
-    "default",
-    "escape",
-    "e",
-    "float",
-    "int",
-    "length",
-    "lower",
-    "replace",
-    "round",
-    "string",
-    "title",
-    "trim",
-    "truncate",
-    "upper",
-    "wordcount",
-    "abs",
-}
-MAX_FIELD_CHARS = 4096
-CONTEXT_VARIABLES = {"campaign_id", "customer_id", "variant"}
+CONTEXT_VARIABLES = frozenset({"campaign_id", "customer_id", "variant", "send_at"})
+# Columns read for every message: the fallback chain and the vetted filters need them.
+PROFILE_CONTEXT = ("locale", "timezone", "currency")
+DEFAULT_MAX_MESSAGE_MS = 50.0
 
 
 class RenderError(ValueError):
-    pass
+    """A template cannot be compiled, or one message cannot be rendered; `field` says where."""
+
+    def __init__(self, message: str, field: str = "", problems: list[str] | None = None) -> None:
+        self.field = field
+        self.problems = problems or [message]  # compile errors: each on its own
+        super().__init__(f"{field}: {message}" if field else message)
 
 
-class _Env(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+@dataclass(frozen=True)
+class RenderPolicy:
+    """What a rendered message must satisfy; from settings."""
 
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        # Profile values are plain str/int/float: no attribute of them is needed by a message.
-        return False
+    limits: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: DEFAULT_LIMITS)
+    default_locale: str = "en"
+    max_message_ms: float = DEFAULT_MAX_MESSAGE_MS
+    deep_links: DeepLinkRegistry | None = None
 
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        # Output bombs: "x" * 10**9 or 9 ** 9 ** 9 would exhaust memory or time before any limit.
-        if operator == "**" and (abs(_num(right)) > 64 or abs(_num(left)) > 10**6):
-            raise jinja2.exceptions.SecurityError("exponent too large")
-        if operator == "*":
-            sized = (
-                left
-                if isinstance(left, str | list | tuple)
-                else right
-                if isinstance(right, str | list | tuple)
-                else None
-            )
-            factor = right if sized is left else left
-            if sized is not None and isinstance(factor, int) and len(sized) * factor > MAX_FIELD_CHARS:
-                raise jinja2.exceptions.SecurityError("repetition too large")
-        return super().call_binop(context, operator, left, right)
+    def limit(self, channel: str, path: str) -> int | None:
+        limits = self.limits.get(channel, {})
+        name = "button_text" if path.startswith("buttons.") and path.endswith(".text") else path
+        return limits.get(name)
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+def field_limit_kind(path: str) -> str:
+    """'link' for deep links and button links, 'url' for images, '' otherwise."""
+    if path == "deep_link" or (path.startswith("buttons.") and path.endswith(".link")):
+        return "link"
+    if path == "image_url":
+        return "url"
+    return ""
 
 
-def build_environment(autoescape: bool = False) -> jinja2.Environment:
-    env = _Env(autoescape=autoescape, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.clear()
-    env.filters = {name: f for name, f in env.filters.items() if name in SAFE_FILTERS}
-    env.tests = {
-        name: t for name, t in env.tests.items() if name in {"defined", "undefined", "none", "number", "string"}
-    }
-    return env
+@dataclass
+class _Field:
+    path: str
+    compiled: jinja2.Template | None
+    constant: str | None
+    limit: int | None
+    kind: str  # 'link', 'url' or ''
+
+
+class CompiledLocale:
+    """One locale's fields, compiled; constant fields are not rendered at all."""
+
+    def __init__(self, template: Template, locale: str | None, allowed: set[str], policy: RenderPolicy) -> None:
+        self.locale = locale or normalise_locale(template.default_locale or policy.default_locale)
+        self.channel = template.channel
+        self.defaults = template.defaults_for(locale)
+        self.required = frozenset(template.required)
+        content = template.typed_content(locale)
+        self.static: dict[str, Any] = {}
+        if template.channel == "in_app":
+            self.static["layout"] = content.layout
+        self.button_actions = [b.action for b in getattr(content, "buttons", [])]
+        self.fields: list[_Field] = []
+        self.variables: set[str] = set()
+        self.uses_vetted_filters = False
+        problems: list[str] = []
+        where = f"locales.{locale}." if locale else "content."
+        plain, html = build_environment(autoescape=False), build_environment(autoescape=True)
+        for path, source in template_fields(content):
+            env = html if path in HTML_FIELDS else plain
+            if len(source) > MAX_SOURCE_CHARS:
+                problems.append(f"{where}{path}: {len(source)} characters of template, over {MAX_SOURCE_CHARS}")
+                continue
+            try:
+                parsed = env.parse(source)
+                check_grammar(parsed)
+                used = meta.find_undeclared_variables(parsed)
+                compiled = env.from_string(parsed) if _dynamic(parsed) else None
+            except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
+                problems.append(f"{where}{path}: line {exc.lineno}: {exc.message}")
+                continue
+            except TemplateRefused as exc:
+                problems.append(f"{where}{path}: {exc}")
+                continue
+            unknown = used - allowed
+            if unknown:
+                problems.append(f"{where}{path}: unknown variables {sorted(unknown)}; allowed {sorted(allowed)}")
+                continue
+            if any(f.name in VETTED_FILTERS for f in parsed.find_all(jinja2.nodes.Filter)):
+                self.uses_vetted_filters = True
+            self.variables |= used
+            constant = None if compiled is not None else _constant_text(parsed)
+            kind = field_limit_kind(path)
+            if kind == "link" and path.startswith("buttons."):
+                kind = "url" if self.button_actions[int(path.split(".")[1])] == "LINK" else "link"
+            if constant is not None and kind:
+                try:
+                    _check_link(path, kind, constant, policy)
+                except RenderError as exc:
+                    problems.append(f"{where}{exc}")
+                    continue
+            self.fields.append(_Field(path, compiled, constant, policy.limit(template.channel, path), kind))
+        for name in [*self.defaults, *self.required]:
+            if name not in allowed:
+                problems.append(f"{where if locale else ''}{name}: under defaults or required, not a template variable")
+        if problems:
+            raise RenderError(f"template {template.id!r}: " + "; ".join(problems), problems=problems)
+
+
+def _dynamic(parsed: jinja2.nodes.Template) -> bool:
+    return not all(isinstance(n, jinja2.nodes.Output) for n in parsed.body) or any(
+        not isinstance(child, jinja2.nodes.TemplateData)
+        for n in parsed.body
+        for child in n.nodes  # type: ignore[attr-defined]
+    )
+
+
+def _constant_text(parsed: jinja2.nodes.Template) -> str:
+    return "".join(child.data for n in parsed.body for child in n.nodes)  # type: ignore[attr-defined]
 
 
 class CompiledTemplate:
-    """A template's fields compiled once; `render` fills them for one customer."""
+    """A template's locales compiled once; `render` fills the right one for one customer."""
 
-    def __init__(self, template: Template, allowed_variables: set[str]) -> None:
+    def __init__(self, template: Template, allowed_variables: set[str], policy: RenderPolicy | None = None) -> None:
         self.template = template
-        self.allowed = allowed_variables | CONTEXT_VARIABLES
-        env = build_environment(autoescape=False)
-        self.variables: set[str] = set()
-        self._fields: dict[str, jinja2.Template] = {}
+        self.policy = policy or RenderPolicy()
+        self.allowed = set(allowed_variables) | CONTEXT_VARIABLES
         problems: list[str] = []
-        for name, source in template.content.items():
+        self.locales: dict[str, CompiledLocale] = {}
+        default: CompiledLocale | None = None
+        for locale in (None, *template.locales):
             try:
-                parsed = env.parse(source)
-                used = meta.find_undeclared_variables(parsed)
-            except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
-                problems.append(f"content.{name}: line {exc.lineno}: {exc.message}")
+                compiled = CompiledLocale(template, locale, self.allowed, self.policy)
+            except RenderError as exc:
+                problems.extend(exc.problems)
                 continue
-            unknown = used - self.allowed
-            if unknown:
-                problems.append(f"content.{name}: unknown variables {sorted(unknown)}; allowed {sorted(self.allowed)}")
-                continue
-            self.variables |= used
-            self._fields[name] = env.from_string(source)
-        if problems:
-            raise RenderError(f"template {template.id!r}: " + "; ".join(problems))
+            if locale is None:
+                default = compiled
+            else:
+                self.locales[normalise_locale(locale)] = compiled
+        if problems or default is None:
+            raise RenderError(f"template {template.id!r}: " + "; ".join(problems), problems=problems)
+        self.default = default
+        self.locales.setdefault(default.locale, default)
+        self.variables: set[str] = set().union(*(c.variables for c in self.locales.values()))
+        self._chosen: dict[str | None, CompiledLocale] = {}
+        self._max_s = self.policy.max_message_ms / 1000.0
 
-    def render(self, values: Mapping[str, Any]) -> dict[str, str]:
-        context = {}
-        for name in self.variables:
+    def choose(self, customer_locale: str | None) -> CompiledLocale:
+        """The customer's locale, else its language, else the default content."""
+        chosen = self._chosen.get(customer_locale)
+        if chosen is None:
+            tag = normalise_locale(customer_locale)
+            chosen = self.locales.get(tag) or self.locales.get(tag.split("-")[0]) or self.default
+            self._chosen[customer_locale] = chosen
+        return chosen
+
+    def speaks(self, locale: str) -> bool:
+        """Whether customers of this locale get content written for their language."""
+        tag = normalise_locale(locale)
+        return tag in self.locales or tag.split("-")[0] in self.locales
+
+    def render(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The payload for one customer; RenderError names the field that failed, not the values."""
+        return self.render_locale(self.choose(values.get("locale")), values)
+
+    def render_locale(self, compiled: CompiledLocale, values: Mapping[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        payload = self._fill(compiled, values)
+        elapsed = time.perf_counter() - started
+        if elapsed > self._max_s:
+            # Once more before judging: the first message of a locale also loads its CLDR data.
+            started = time.perf_counter()
+            payload = self._fill(compiled, values)
+            elapsed = time.perf_counter() - started
+            if elapsed > self._max_s:
+                raise RenderError(f"took {elapsed * 1000:.0f} ms, over the limit of {self.policy.max_message_ms:g} ms")
+        return payload
+
+    def _fill(self, compiled: CompiledLocale, values: Mapping[str, Any]) -> dict[str, Any]:
+        defaults = compiled.defaults
+        context: dict[str, Any] = {}
+        for name in compiled.variables:
             value = values.get(name)
             if value is None or value == "":
-                value = self.template.defaults.get(name, "")
+                if name in compiled.required:
+                    raise RenderError("no value, and the template requires one", name)
+                value = defaults.get(name, "")
             context[name] = value
-        out: dict[str, str] = {}
-        for name, compiled in self._fields.items():
-            try:
-                text = compiled.render(context)
-            except jinja2.exceptions.SecurityError as exc:
-                raise RenderError(f"{name}: refused by the sandbox ({exc})") from None
-            except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
-                raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from None
-            if len(text) > MAX_FIELD_CHARS:
-                raise RenderError(f"{name}: {len(text)} characters, over the limit of {MAX_FIELD_CHARS}")
-            out[name] = text
-        return out
+        if compiled.uses_vetted_filters:
+            context[TIMEZONE_KEY] = values.get("timezone")
+            context[CURRENCY_KEY] = values.get("currency")
+            context[LOCALE_KEY] = _format_locale(values.get("locale"), compiled.locale)
+        payload: dict[str, Any] = dict(compiled.static)
+        policy = self.policy
+        for f in compiled.fields:
+            if f.compiled is None:
+                text = f.constant or ""
+            else:
+                try:
+                    # The render function itself: Template.render would rewrite tracebacks on error,
+                    # compiling code per failure (slow, and noise for the audit in the tests).
+                    text = "".join(f.compiled.root_render_func(f.compiled.new_context(context, shared=True)))
+                except jinja2.exceptions.SecurityError as exc:
+                    raise RenderError(f"refused by the sandbox ({exc})", f.path) from None
+                except jinja2.exceptions.UndefinedError as exc:
+                    raise RenderError(str(exc), f.path) from None
+                except Exception as exc:  # filters raise their own kinds (babel's UnknownCurrencyError, ...)
+                    # The exception's text can quote a customer's value: keep only its kind.
+                    raise RenderError(f"{type(exc).__name__} while rendering", f.path) from None
+                if len(text) > MAX_FIELD_CHARS:
+                    raise RenderError(f"{len(text)} characters, over the field limit of {MAX_FIELD_CHARS}", f.path)
+            if f.limit is not None and len(text) > f.limit:
+                raise RenderError(f"{len(text)} characters, over the {compiled.channel} limit of {f.limit}", f.path)
+            if f.kind and f.compiled is not None:
+                _check_link(f.path, f.kind, text, policy)
+            _place(payload, f.path, text, compiled.button_actions)
+        payload["locale"] = compiled.locale
+        return payload
+
+
+def _format_locale(customer_locale: str | None, content_locale: str) -> str:
+    """Dates and money follow the customer's locale when the text is in their language
+    ('en-gb' for English text), else the text's own ('de' for German text to an 'fr' customer)."""
+    tag = normalise_locale(customer_locale)
+    return tag if tag and tag.split("-")[0] == content_locale.split("-")[0] else content_locale
+
+
+def _check_link(path: str, kind: str, text: str, policy: RenderPolicy) -> None:
+    if kind == "url":
+        if not text.startswith("https://"):
+            raise RenderError("must be an https:// URL", path)
+        return
+    if policy.deep_links is not None:
+        reason = policy.deep_links.check(text)
+        if reason is not None:
+            raise RenderError(f"deep link {reason}", path)
+
+
+def _place(payload: dict[str, Any], path: str, text: str, actions: list[str]) -> None:
+    if "." not in path:
+        payload[path] = text
+        return
+    head, key = path.split(".", 1)
+    if head == "data":
+        payload.setdefault("data", {})[key] = text
+        return
+    index, attr = key.split(".")
+    buttons: list[dict[str, Any]] = payload.setdefault("buttons", [])
+    i = int(index)
+    while len(buttons) <= i:
+        buttons.append({"action": actions[len(buttons)]})
+    buttons[i][attr] = text

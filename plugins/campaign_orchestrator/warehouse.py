@@ -282,6 +282,31 @@ def insert_ignore_from(conn: Connection, table: sa.Table, source: sa.Table, colu
     conn.execute(stmt)
 
 
+def bulk_insert_ignore(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """insert_ignore for many rows given as tuples: on PostgreSQL a COPY into a temporary table
+    and one INSERT ... SELECT ... ON CONFLICT DO NOTHING, which is several times faster than
+    executemany; elsewhere insert_ignore."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        insert_ignore(conn, table, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    staging = sa.Table(
+        f"staging_{table.name}",
+        sa.MetaData(),
+        *(sa.Column(c, table.c[c].type) for c in columns),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging.name}"))
+    staging.create(conn)
+    _copy_postgres(conn, staging, columns, rows)
+    insert_ignore_from(conn, table, staging, list(columns))
+    conn.execute(sa.text(f"DROP TABLE {staging.name}"))
+
+
 def insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows whose unique keys are not present yet; rows that collide are skipped."""
     if not rows:

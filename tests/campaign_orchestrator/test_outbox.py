@@ -1,0 +1,108 @@
+"""Rendering target lists into the outbox: failures go to render_errors and hold a campaign past the limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import sqlalchemy as sa
+
+from campaign_orchestrator.definitions import RenderSettings, Template
+from campaign_orchestrator.outbox import render_outbox
+from campaign_orchestrator.tables import outbox, render_errors, target_list
+from tests.builders import customer, definitions, load
+
+RUN = dt.date(2026, 11, 22)
+NOW = dt.datetime(2026, 11, 22, 2, 0)
+VARS = {"first_name", "tier"}
+
+
+def world(engine, long_names: int, total: int = 100, max_error_share: float = 0.05):
+    """`total` customers targeted by push campaign `p` and in-app `q`; the first `long_names` have a
+    first name too long for a push title."""
+    defs = definitions([{"id": "p"}, {"id": "q", "channel": "in_app", "destination": "inbox"}], per_customer_per_day=2)
+    templates = dict(defs.templates)
+    templates["t_p"] = Template(
+        id="t_p",
+        channel="push",
+        defaults={"first_name": "there"},
+        content={"title": "Hi {{ first_name }}", "body": "b"},
+        locales={"de": {"title": "Hallo {{ first_name }}", "body": "b"}},
+    )
+    templates["t_q"] = Template(id="t_q", channel="in_app", content={"header": "News", "body": "{{ tier }}"})
+    settings = defs.settings.model_copy(update={"render": RenderSettings(max_error_share=max_error_share)})
+    defs = dataclasses.replace(defs, templates=templates, settings=settings)
+    ids = [f"C{i:03d}" for i in range(total)]
+    load(
+        engine,
+        [
+            customer(c, first_name="N" * 70 if i < long_names else f"N{i}", locale="de-DE" if i % 2 else "en-GB")
+            for i, c in enumerate(ids)
+        ],
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            target_list.insert(),
+            [
+                {"run_date": RUN, "campaign_id": camp, "customer_id": c, "variant": "default", "send_at": NOW}
+                for c in ids
+                for camp in ("p", "q")
+            ],
+        )
+    return defs, ids
+
+
+def counts(engine, table, column):
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(column, sa.func.count()).select_from(table).group_by(column)).all())
+
+
+def test_rows_that_fail_to_render_go_to_render_errors_and_are_not_sent(warehouse):
+    defs, ids = world(warehouse, long_names=3)
+    report = render_outbox(warehouse, defs, VARS, RUN, NOW)
+    assert report.rendered == {"p": 97, "q": 100} and report.errors == {"p": 3}
+    assert report.held == {}  # 3% is under the 5% limit
+    with warehouse.connect() as conn:
+        errors = conn.execute(sa.select(render_errors).order_by(render_errors.c.customer_id)).mappings().all()
+        payloads = dict(
+            conn.execute(sa.select(outbox.c.customer_id, outbox.c.payload).where(outbox.c.campaign_id == "p")).all()
+        )
+    assert [e["customer_id"] for e in errors] == ids[:3]
+    assert {e["field"] for e in errors} == {"title"}
+    assert errors[0]["locale"] == "en" and errors[1]["locale"] == "de"  # the content that was tried
+    assert errors[1]["reason"] == "title: 76 characters, over the push limit of 65"
+    assert all("NNNN" not in e["reason"] for e in errors)  # reasons never quote the customer's values
+    assert set(payloads) == set(ids[3:])
+    assert json.loads(payloads["C003"])["title"] == "Hallo N3"
+    assert counts(warehouse, outbox, outbox.c.state) == {"pending": 197}
+
+
+def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(warehouse):
+    defs, _ = world(warehouse, long_names=10)
+    report = render_outbox(warehouse, defs, VARS, RUN, NOW)
+    assert report.held == {"p": 0.1}
+    with warehouse.connect() as conn:
+        by_campaign = dict(
+            conn.execute(
+                sa.select(outbox.c.campaign_id, sa.func.count())
+                .where(outbox.c.state == "held")
+                .group_by(outbox.c.campaign_id)
+            ).all()
+        )
+    assert by_campaign == {"p": 90}  # q is unaffected and stays pending
+    # Re-running without a fix changes nothing and records the same errors once.
+    assert render_outbox(warehouse, defs, VARS, RUN, NOW).held == {"p": 0.1}
+    assert counts(warehouse, render_errors, render_errors.c.campaign_id) == {"p": 10}
+    # The marketer shortens the title; the re-run renders the 10, and the campaign is released.
+    fixed = dict(defs.templates)
+    fixed["t_p"] = Template(
+        id="t_p",
+        channel="push",
+        content={"title": "Hi {{ first_name|truncate(20) }}", "body": "b"},
+        locales={"de": {"title": "Hallo {{ first_name|truncate(20) }}", "body": "b"}},
+    )
+    report = render_outbox(warehouse, dataclasses.replace(defs, templates=fixed), VARS, RUN, NOW)
+    assert report.rendered == {"p": 10} and report.held == {}
+    assert counts(warehouse, outbox, outbox.c.state) == {"pending": 200}
+    assert counts(warehouse, render_errors, render_errors.c.campaign_id) == {}
