@@ -448,7 +448,7 @@ def demo(customers: int, run_date: dt.date | None, workdir: Path) -> None:
 @click.option("--workers", type=click.IntRange(1), help="Source validation processes (default 1).")
 @click.option(
     "--until",
-    type=click.Choice(["import", "segments", "targets", "deliver"]),
+    type=click.Choice(["import", "segments", "targets", "render", "deliver"]),
     default="deliver",
     show_default=True,
     help="Stop after this stage (and its floor).",

@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.runtime import Context
 
 from campaign_orchestrator.deep_links import DeepLinkRegistry
 from campaign_orchestrator.sandbox import (
@@ -77,6 +78,7 @@ class _Field:
     constant: str | None
     limit: int | None
     kind: str  # 'link', 'url' or ''
+    html: bool = False
 
 
 class CompiledLocale:
@@ -98,6 +100,7 @@ class CompiledLocale:
         problems: list[str] = []
         where = f"locales.{locale}." if locale else "content."
         plain, html = build_environment(autoescape=False), build_environment(autoescape=True)
+        self._environments = (plain, html)
         for path, source in template_fields(content):
             env = html if path in HTML_FIELDS else plain
             if len(source) > MAX_SOURCE_CHARS:
@@ -131,7 +134,8 @@ class CompiledLocale:
                 except RenderError as exc:
                     problems.append(f"{where}{exc}")
                     continue
-            self.fields.append(_Field(path, compiled, constant, policy.limit(template.channel, path), kind))
+            limit = policy.limit(template.channel, path)
+            self.fields.append(_Field(path, compiled, constant, limit, kind, path in HTML_FIELDS))
         for name in [*self.defaults, *self.required]:
             if name not in allowed:
                 problems.append(f"{where if locale else ''}{name}: under defaults or required, not a template variable")
@@ -226,14 +230,21 @@ class CompiledTemplate:
             context[LOCALE_KEY] = _format_locale(values.get("locale"), compiled.locale)
         payload: dict[str, Any] = dict(compiled.static)
         policy = self.policy
+        # One Jinja context per message and environment, shared by its fields: the grammar allows
+        # no `set`, loops or blocks, so rendering a field never changes the context.
+        plain_env, html_env = compiled._environments
+        contexts: dict[bool, Context] = {}
         for f in compiled.fields:
             if f.compiled is None:
                 text = f.constant or ""
             else:
+                ctx = contexts.get(f.html)
+                if ctx is None:
+                    ctx = contexts[f.html] = Context(html_env if f.html else plain_env, context, None, {})
                 try:
                     # The render function itself: Template.render would rewrite tracebacks on error,
                     # compiling code per failure (slow, and noise for the audit in the tests).
-                    text = "".join(f.compiled.root_render_func(f.compiled.new_context(context, shared=True)))
+                    text = "".join(f.compiled.root_render_func(ctx))
                 except jinja2.exceptions.SecurityError as exc:
                     raise RenderError(f"refused by the sandbox ({exc})", f.path) from None
                 except jinja2.exceptions.UndefinedError as exc:

@@ -127,10 +127,12 @@ def _copy_postgres(conn: Connection, table: sa.Table, columns: Sequence[str], ro
 
     cursor = dbapi_conn.cursor()
     try:
-        if hasattr(cursor, "copy"):  # psycopg 3
-            with cursor.copy(sql) as copy:
-                for chunk in rows_as_text():
-                    copy.write(chunk)
+        if hasattr(cursor, "copy"):  # psycopg 3: rows adapted in C, in its own text format
+            text_sql = f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({quoted}) FROM STDIN"
+            with cursor.copy(text_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    total += 1
         else:  # psycopg2
             cursor.copy_expert(sql, _ChunkReader(rows_as_text()))
     finally:

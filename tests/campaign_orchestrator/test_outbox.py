@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import uuid
 
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from campaign_orchestrator.definitions import RenderSettings, Template
-from campaign_orchestrator.outbox import render_outbox
+from campaign_orchestrator.outbox import MESSAGE_NAMESPACE, message_id, render_outbox
 from campaign_orchestrator.tables import outbox, render_errors, target_list
 from tests.builders import customer, definitions, load
 
@@ -106,3 +109,9 @@ def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(ware
     assert report.rendered == {"p": 10} and report.held == {}
     assert counts(warehouse, outbox, outbox.c.state) == {"pending": 200}
     assert counts(warehouse, render_errors, render_errors.c.campaign_id) == {}
+
+
+@given(st.text(max_size=40), st.text(max_size=70), st.dates())
+def test_message_ids_are_uuid5_of_campaign_customer_and_date(campaign_id: str, customer_id: str, day: dt.date):
+    expected = uuid.uuid5(MESSAGE_NAMESPACE, f"{campaign_id}|{customer_id}|{day.isoformat()}")
+    assert message_id(campaign_id, customer_id, day) == str(expected)
