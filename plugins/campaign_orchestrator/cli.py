@@ -123,7 +123,7 @@ def run(
     """Run the whole nightly pipeline for one date, as the DAG does."""
     from campaign_orchestrator.contracts import ContractError
     from campaign_orchestrator.definitions import DefinitionError
-    from campaign_orchestrator.pipeline import run_all
+    from campaign_orchestrator.pipeline import CampaignsHeld, run_all
 
     config = _config(
         run_date,
@@ -138,6 +138,9 @@ def run(
         report_path = run_all(config)
     except (ContractError, DefinitionError) as exc:
         raise click.ClickException(f"{exc}\nNothing was sent. Run report: {_report_path(config)}") from None
+    except CampaignsHeld as exc:
+        _print_summary(_report_path(config))
+        raise click.ClickException(f"{exc}\nThe other campaigns were delivered.") from None
     _print_summary(report_path)
 
 

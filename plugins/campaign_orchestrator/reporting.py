@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.definitions import Definitions
 from campaign_orchestrator.outbox import ledger_counts
-from campaign_orchestrator.tables import import_log, run_log
+from campaign_orchestrator.tables import import_log, render_errors, run_log
 from campaign_orchestrator.targeting import funnels
 from campaign_orchestrator.warehouse import redacted
 
@@ -50,6 +50,16 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             .order_by(run_log.c.started_at)
         ).all()
         imports = conn.execute(sa.select(import_log).where(import_log.c.run_date == run_date)).mappings().all()
+        failures = conn.execute(
+            sa.select(
+                render_errors.c.campaign_id, render_errors.c.field, sa.func.count(), sa.func.min(render_errors.c.reason)
+            )
+            .where(render_errors.c.run_date == run_date)
+            .group_by(render_errors.c.campaign_id, render_errors.c.field)
+        ).all()
+    render_failures: dict[str, list[dict[str, Any]]] = {}
+    for cid, field_name, count, example in failures:
+        render_failures.setdefault(cid, []).append({"field": field_name, "count": int(count), "example": example})
     stages = [{"stage": r.stage, **json.loads(r.detail or "{}")} for r in stage_rows]
     new_sends: dict[str, int] = {}
     for stage in stages:
@@ -76,6 +86,9 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             dead=states.get("dead", 0),
             unknown=states.get("unknown", 0),
             cancelled=states.get("cancelled", 0),
+            held=states.get("held", 0),
+            render_errors=sum(f["count"] for f in render_failures.get(cid, [])),
+            render_failures=render_failures.get(cid, []),
         )
         campaigns[cid] = row
     totals = {
@@ -93,6 +106,8 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             "failed",
             "dead",
             "unknown",
+            "held",
+            "render_errors",
         )
     }
     return {
@@ -132,9 +147,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Totals: {t['targeted']} targeted, {t['delivered']} delivered ({t['delivered_this_run']} new in "
-        f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown.",
+        f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown, "
+        f"{t['render_errors']} not rendered, {t['held']} held.",
         "",
     ]
+    held = [row["campaign"] for row in report["campaigns"].values() if row.get("held")]
+    if held:
+        lines += [
+            f"**Held, not delivered:** {', '.join(held)}: too many of their messages failed to render "
+            "(settings.render.max_error_share). Fix the template and re-run the date.",
+            "",
+        ]
+    failing = [row for row in report["campaigns"].values() if row.get("render_failures")]
+    if failing:
+        lines += ["## Render errors", ""]
+        for row in failing:
+            for f in row["render_failures"]:
+                lines.append(f"- {row['campaign']}: {f['field']}: {f['count']} (e.g. {f['example']})")
+        lines.append("")
     lines += ["## Exclusions", ""]
     for row in report["campaigns"].values():
         reasons = ", ".join(f"{k}: {v}" for k, v in (row.get("excluded") or {}).items()) or "none"

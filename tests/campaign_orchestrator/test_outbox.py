@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from campaign_orchestrator.definitions import RenderSettings, Template
 from campaign_orchestrator.outbox import MESSAGE_NAMESPACE, message_id, render_outbox
+from campaign_orchestrator.pipeline import RunConfig
+from campaign_orchestrator.reporting import build_run_report, render_markdown
 from campaign_orchestrator.tables import outbox, render_errors, target_list
 from tests.builders import customer, definitions, load
 
@@ -115,3 +117,19 @@ def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(ware
 def test_message_ids_are_uuid5_of_campaign_customer_and_date(campaign_id: str, customer_id: str, day: dt.date):
     expected = uuid.uuid5(MESSAGE_NAMESPACE, f"{campaign_id}|{customer_id}|{day.isoformat()}")
     assert message_id(campaign_id, customer_id, day) == str(expected)
+
+
+def test_the_run_report_shows_render_errors_and_held_campaigns(warehouse, tmp_path):
+    defs, _ = world(warehouse, long_names=10)
+    render_outbox(warehouse, defs, VARS, RUN, NOW)
+    config = RunConfig(run_date=RUN, warehouse_url=str(warehouse.url), reports_dir=tmp_path, run_id="t")
+    report = build_run_report(warehouse, defs, config)
+    p = report["campaigns"]["p"]
+    assert (p["held"], p["render_errors"], p["pending"]) == (90, 10, 0)
+    assert p["render_failures"] == [
+        {"field": "title", "count": 10, "example": "title: 73 characters, over the push limit of 65"}
+    ]
+    assert report["campaigns"]["q"]["held"] == 0
+    markdown = render_markdown(report)
+    assert "**Held, not delivered:** p" in markdown
+    assert "- p: title: 10 (e.g. title: 73 characters, over the push limit of 65)" in markdown
