@@ -148,6 +148,45 @@ def _report_path(config: Any) -> Path:
     return Path(config.reports_dir) / str(config.run_date) / "run_report.json"
 
 
+@main.command()
+@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
+@click.option("--shard", "shards_to_send", type=click.IntRange(0), multiple=True, help="Only this shard (repeat).")
+@warehouse_option
+@config_option
+@contracts_option
+def deliver(
+    run_date: dt.date, shards_to_send: tuple[int, ...], warehouse: str, config_dir: Path, contracts_dir: Path
+) -> None:
+    """Deliver a date's outbox (all shards, or the ones given): what the DAG's mapped deliver tasks
+    do. Safe to run again, and next to another worker: only rows not yet sent are sent, once."""
+    from campaign_orchestrator.pipeline import Run, deliver_stage, delivery_shards
+
+    run = Run(_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+    all_shards = delivery_shards(run)
+    wanted = list(shards_to_send) or all_shards
+    unknown = [s for s in wanted if s not in all_shards]
+    if unknown:
+        raise click.ClickException(f"no shard {unknown}: settings.delivery.shards is {len(all_shards)}")
+    totals: dict[str, float] = {}
+    for shard in wanted:
+        detail = deliver_stage(run, shard, concurrent_shards=1 if not shards_to_send else None)
+        for key in ("rows", "requests", "unknown", "resent_in_flight"):
+            totals[key] = totals.get(key, 0) + (detail.get(key) or 0)
+        for key in ("retried", "throttled_s"):
+            totals[key] = totals.get(key, 0) + sum((detail.get(key) or {}).values())
+        dead = sum((detail.get("dead") or {}).values())
+        failed = sum((detail.get("failed") or {}).values())
+        totals["dead"] = totals.get("dead", 0) + dead
+        totals["failed"] = totals.get("failed", 0) + failed
+    click.echo(
+        f"delivered {int(totals['rows'])} messages in {int(totals['requests'])} requests "
+        f"({int(totals['retried'])} retried, {totals['throttled_s']:.1f}s throttled); "
+        f"{int(totals['dead'])} dead, {int(totals['failed'])} failed for now, "
+        f"{int(totals['unknown'])} possibly delivered (in flight at a crash), "
+        f"{int(totals['resent_in_flight'])} resent with their idempotency key"
+    )
+
+
 @main.command("import")
 @click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
 @warehouse_option
@@ -254,11 +293,21 @@ def demo_data(customers: int, out_dir: Path, seed: int, as_of: dt.date | None, b
     help="The bearer key the simulator accepts (env PROVIDER_SIM_API_KEY).",
 )
 @click.option("--port-file", type=click.Path(dir_okay=False), help="Write the bound port here once listening.")
-def provider_sim(host: str, port: int, api_key: str, port_file: str | None) -> None:
+@click.option(
+    "--faults",
+    "faults_json",
+    default="{}",
+    help='Injected faults as JSON, e.g. \'{"error_rate": 0.2, "rate_limit": 100, "rate_window_s": 1}\'.',
+)
+def provider_sim(host: str, port: int, api_key: str, port_file: str | None, faults_json: str) -> None:
     """Run the Braze-compatible provider simulator until interrupted."""
-    from campaign_orchestrator.provider_sim import serve
+    from campaign_orchestrator.provider_sim import Faults, serve
 
-    serve(host, port, api_key, port_file)
+    try:
+        faults = Faults.from_doc(json.loads(faults_json))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    serve(host, port, api_key, port_file, faults)
 
 
 @main.command()

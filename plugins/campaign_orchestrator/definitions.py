@@ -55,6 +55,12 @@ class DeliverySettings(_Strict):
     requests_per_hour: int = Field(default=250_000, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=20)
     timeout_s: float = Field(default=30.0, gt=0)
+    lease_s: float = Field(
+        default=120.0,
+        ge=1.0,
+        description="a claim whose worker has not touched it this long is taken over (workers touch theirs "
+        "every quarter of it)",
+    )
 
 
 class RenderSettings(_Strict):

@@ -29,12 +29,37 @@ SCHEDULE_PATH = "/campaigns/trigger/schedule/create"
 
 @dataclass
 class Faults:
-    """Injected failures: the next N requests fail with `status`; listed ids make a batch invalid."""
+    """What goes wrong, set when the simulator starts (`--faults JSON`) or by `POST /_sim/faults`.
 
-    fail_next: int = 0
+    Shares are drawn per request from a seeded generator, so a test run is reproducible.
+    """
+
+    fail_next: int = 0  # the next N requests answer `status`
     status: int = 500
-    reject_ids: set[str] = field(default_factory=set)
-    rate_limit_per_hour: int = 250_000
+    reject_ids: set[str] = field(default_factory=set)  # these external ids make a batch a 400
+    rate_limit: int = 250_000  # requests per rate_window_s, as a token bucket
+    rate_window_s: float = 3600.0
+    rate_burst: int = 0  # bucket size; 0: a hundredth of the limit, at least 1
+    storm_s: float = 0.0  # a 429 storm: every request in the first storm_s seconds is refused
+    error_rate: float = 0.0  # share answered 500 or 503; nothing recorded
+    timeout_rate: float = 0.0  # share held for hold_s (past the client's timeout); nothing recorded
+    hold_s: float = 2.0
+    drop_rate: float = 0.0  # share whose connection is closed without an answer; nothing recorded
+    accept_then_504_rate: float = 0.0  # share recorded, then answered 504 (the answer is lost)
+    latency_ms: float = 0.0  # added to every answer, after the request is recorded
+    seed: int = 7
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Faults:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(doc) - known - {"rate_limit_per_hour"}
+        if unknown:
+            raise ValueError(f"unknown fault settings {sorted(unknown)}; known {sorted(known)}")
+        values = dict(doc)
+        if "rate_limit_per_hour" in values:  # the older spelling
+            values["rate_limit"], values["rate_window_s"] = values.pop("rate_limit_per_hour"), 3600.0
+        values["reject_ids"] = set(values.get("reject_ids", []))
+        return cls(**values)
 
 
 @dataclass
@@ -47,8 +72,23 @@ class SimStore:
     requests: int = 0
     replays: int = 0
     rejected: int = 0
-    window: list[float] = field(default_factory=list)
+    injected: Counter[str] = field(default_factory=Counter)
     faults: Faults = field(default_factory=Faults)
+    tokens: float = -1.0  # the rate limit's bucket; -1: full
+    refilled: float = field(default_factory=time.monotonic)
+    faults_since: float = field(default_factory=time.monotonic)
+    random: Any = None
+
+    def __post_init__(self) -> None:
+        self.set_faults(self.faults)
+
+    def set_faults(self, faults: Faults) -> None:
+        import random
+
+        self.faults = faults
+        self.tokens = -1.0
+        self.refilled = self.faults_since = time.monotonic()
+        self.random = random.Random(faults.seed)
 
     def reset(self) -> None:
         with self.lock:
@@ -56,8 +96,8 @@ class SimStore:
             self.per_recipient.clear()
             self.idempotent.clear()
             self.requests = self.replays = self.rejected = 0
-            self.window.clear()
-            self.faults = Faults()
+            self.injected.clear()
+            self.set_faults(Faults())
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -72,6 +112,7 @@ class SimStore:
                 "requests": self.requests,
                 "idempotent_replays": self.replays,
                 "rejected": self.rejected,
+                "injected": dict(self.injected),
                 "recipients": len(self.received),
                 "unique": len(self.per_recipient),
                 "duplicates": len(self.received) - len(self.per_recipient),
@@ -164,14 +205,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"message": "reset"})
             return
         if path == "/_sim/faults":
-            doc = body if isinstance(body, dict) else {}
+            try:
+                faults = Faults.from_doc(body if isinstance(body, dict) else {})
+            except (TypeError, ValueError) as exc:
+                self._reply(400, {"message": str(exc)})
+                return
             with store.lock:
-                store.faults = Faults(
-                    fail_next=int(doc.get("fail_next", 0)),
-                    status=int(doc.get("status", 500)),
-                    reject_ids=set(doc.get("reject_ids", [])),
-                    rate_limit_per_hour=int(doc.get("rate_limit_per_hour", 250_000)),
-                )
+                store.set_faults(faults)
             self._reply(200, {"message": "faults set"})
             return
         if path not in (SEND_PATH, SCHEDULE_PATH):
@@ -186,33 +226,64 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with store.lock:
             status, doc, headers = self._accept(store, path, body, self.headers.get("Idempotency-Key"))
-        self._reply(status, doc, headers)
+            faults = store.faults
+        if status == -1:  # dropped: close without a word
+            self.close_connection = True
+            return
+        if status == -2:  # held past the client's timeout, then answered (to nobody)
+            time.sleep(faults.hold_s)
+            status = 504
+        elif faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000.0)
+        try:
+            self._reply(status, doc, headers)
+        except OSError:
+            self.close_connection = True  # the client gave up (timeout) or died
 
     @staticmethod
     def _accept(store: SimStore, path: str, body: Any, key: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Decide the answer and record what was accepted; runs under the store's lock."""
         store.requests += 1
-        now = time.time()
-        store.window = [t for t in store.window if t > now - 3600]
-        limit = store.faults.rate_limit_per_hour
-        reset = int((store.window[0] if store.window else now) + 3600)
-        if len(store.window) >= limit:
+        faults = store.faults
+        now = time.monotonic()
+        rate = faults.rate_limit / faults.rate_window_s
+        burst = float(faults.rate_burst or max(1, faults.rate_limit // 100))
+        if store.tokens < 0:
+            store.tokens = burst
+        store.tokens = min(burst, store.tokens + (now - store.refilled) * rate)
+        store.refilled = now
+        storm_left = faults.storm_s - (now - store.faults_since)
+        if storm_left > 0 or store.tokens < 1.0:
+            store.injected["429"] += 1
+            wait = storm_left if storm_left > 0 else (1.0 - store.tokens) / rate
             return (
                 429,
                 {"message": "rate limit exceeded"},
                 {
-                    "X-RateLimit-Limit": str(limit),
+                    "X-RateLimit-Limit": str(faults.rate_limit),
                     "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(reset),
-                    "Retry-After": str(max(1, int(reset - now))),
+                    "X-RateLimit-Reset": str(int(time.time() + wait + 0.999)),
+                    "Retry-After": str(max(1, int(wait + 0.999))),
                 },
             )
-        store.window.append(now)
+        store.tokens -= 1.0
         headers = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(limit - len(store.window)),
-            "X-RateLimit-Reset": str(reset),
+            "X-RateLimit-Limit": str(faults.rate_limit),
+            "X-RateLimit-Remaining": str(int(store.tokens)),
+            "X-RateLimit-Reset": str(int(time.time() + (burst - store.tokens) / rate + 0.999)),
         }
+        draw = store.random.random()
+        for kind, share in (("drop", faults.drop_rate), ("timeout", faults.timeout_rate), ("5xx", faults.error_rate)):
+            if draw < share:
+                store.injected[kind] += 1
+                if kind == "drop":
+                    return -1, {}, {}
+                if kind == "timeout":
+                    return -2, {"message": "gateway timeout"}, headers
+                status = 500 if store.random.random() < 0.5 else 503
+                return status, {"message": "injected failure"}, headers
+            draw -= share
+        accept_then_504 = draw < faults.accept_then_504_rate
         if store.faults.fail_next > 0:
             store.faults.fail_next -= 1
             return store.faults.status, {"message": "injected failure"}, headers
@@ -243,6 +314,9 @@ class _Handler(BaseHTTPRequestHandler):
             store.per_recipient[(body["campaign_id"], recipient["external_user_id"])] += 1
         if key:
             store.idempotent[key] = (201, doc)
+        if accept_then_504:
+            store.injected["accept_then_504"] += 1
+            return 504, {"message": "gateway timeout"}, headers
         return 201, doc, headers
 
 
@@ -250,15 +324,24 @@ class _SimServer(ThreadingHTTPServer):
     daemon_threads = True
     store: SimStore
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
 
-def make_server(host: str = "127.0.0.1", port: int = 0, api_key: str = "sim-api-key") -> _SimServer:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that timed out or was killed: expected under test
+        super().handle_error(request, client_address)
+
+
+def make_server(
+    host: str = "127.0.0.1", port: int = 0, api_key: str = "sim-api-key", faults: Faults | None = None
+) -> _SimServer:
     server = _SimServer((host, port), _Handler)
-    server.store = SimStore(api_key=api_key)
+    server.store = SimStore(api_key=api_key, faults=faults or Faults())
     return server
 
 
-def serve(host: str, port: int, api_key: str, port_file: str | None = None) -> None:
-    server = make_server(host, port, api_key)
+def serve(host: str, port: int, api_key: str, port_file: str | None = None, faults: Faults | None = None) -> None:
+    server = make_server(host, port, api_key, faults)
     bound = server.server_address[1]
     if port_file:
         with open(port_file, "w", encoding="utf-8") as fh:

@@ -62,10 +62,15 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         render_failures.setdefault(cid, []).append({"field": field_name, "count": int(count), "example": example})
     stages = [{"stage": r.stage, **json.loads(r.detail or "{}")} for r in stage_rows]
     new_sends: dict[str, int] = {}
+    delivery: dict[str, dict[str, float]] = {}  # campaign -> retried, throttled_s, dead/failed this run
     for stage in stages:
         if stage["stage"].startswith("deliver"):
             for cid, n in (stage.get("sent") or {}).items():
                 new_sends[cid] = new_sends.get(cid, 0) + int(n)
+            for key in ("retried", "throttled_s"):
+                for cid, n in (stage.get(key) or {}).items():
+                    entry = delivery.setdefault(cid, {})
+                    entry[key] = round(entry.get(key, 0) + n, 3)
     campaigns: dict[str, Any] = {}
     for cid in sorted(set(campaign_ids) | set(ledger)):
         camp = definitions.campaigns.get(cid)
@@ -87,6 +92,8 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             unknown=states.get("unknown", 0),
             cancelled=states.get("cancelled", 0),
             held=states.get("held", 0),
+            retried=int(delivery.get(cid, {}).get("retried", 0)),
+            throttled_s=delivery.get(cid, {}).get("throttled_s", 0.0),
             render_errors=sum(f["count"] for f in render_failures.get(cid, [])),
             render_failures=render_failures.get(cid, []),
         )
@@ -165,7 +172,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             for f in row["render_failures"]:
                 lines.append(f"- {row['campaign']}: {f['field']}: {f['count']} (e.g. {f['example']})")
         lines.append("")
-    lines += ["## Exclusions", ""]
+    lines += [
+        "## Delivery",
+        "",
+        "| campaign | sent | new | pending | failed | dead | unknown | held | retried | throttled s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["campaigns"].values():
+        lines.append(
+            f"| {row['campaign']} | {row.get('delivered', 0)} | {row.get('delivered_this_run', 0)} | "
+            f"{row.get('pending', 0)} | {row.get('failed', 0)} | {row.get('dead', 0)} | {row.get('unknown', 0)} | "
+            f"{row.get('held', 0)} | {row.get('retried', 0)} | {row.get('throttled_s', 0)} |"
+        )
+    lines += ["", "## Exclusions", ""]
     for row in report["campaigns"].values():
         reasons = ", ".join(f"{k}: {v}" for k, v in (row.get("excluded") or {}).items()) or "none"
         lines.append(f"- {row['campaign']}: {reasons}")

@@ -136,7 +136,7 @@ def test_rows_left_in_flight_by_a_crash_are_resent_with_the_same_key(warehouse, 
     deliver_all(warehouse, defs, simulator)
     # Simulate a crash after the provider accepted the requests but before the ledger was updated.
     with warehouse.begin() as conn:
-        conn.execute(outbox.update().values(state="in_flight"))
+        conn.execute(outbox.update().values(state="in_flight", updated_at=NOW - dt.timedelta(hours=1)))
     _resent, reports = deliver_all(warehouse, defs, simulator)
     assert sum(r.resent_in_flight for r in reports) == 30
     s = stats(simulator)
@@ -150,7 +150,9 @@ def test_without_idempotency_in_flight_rows_become_unknown_not_resent(warehouse,
     defs.settings.destinations["braze"] = dest
     prepare(warehouse, defs, n=10)
     with warehouse.begin() as conn:
-        conn.execute(outbox.update().values(state="in_flight", claim_id="crashed"))
+        conn.execute(
+            outbox.update().values(state="in_flight", claim_id="crashed", updated_at=NOW - dt.timedelta(hours=1))
+        )
     sent, reports = deliver_all(warehouse, defs, simulator)
     assert sent == 0 and sum(r.unknown for r in reports) == 10
     assert states(warehouse) == {"unknown": 10} and stats(simulator)["recipients"] == 0

@@ -4,12 +4,17 @@ Shards are disjoint (`shard_key % shards`), so parallel workers never meet on a 
 shard a claim is a conditional UPDATE (`state = 'pending'`) tagged with a claim id, so even a
 zombie retry of the same shard cannot take a row twice. A row is sent only from `pending`.
 
-Rows a crash left `in_flight` are resolved before new work, by one documented rule:
+A claim is a lease: its worker touches it every quarter of `delivery.lease_s` while sending,
+and records outcomes only on rows that still carry its claim id. Rows `in_flight` under a claim
+nobody touched for a whole lease belong to a worker that died (SIGKILL, lost node); the next
+worker on the shard takes them over atomically and resolves them by one documented rule:
 - a destination that honours `Idempotency-Key` gets the same batch again with the same key
   (the provider answers without sending twice);
 - any other destination gets nothing: the rows become `unknown` ("possibly delivered") and are
   reported, never silently sent again and never silently dropped;
 - the message store is transactional, so its rows are simply written again by message id.
+A worker that finds a live claim of another worker in its shard waits for it to finish, or for
+its lease to run out, before it reports the shard done.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +66,11 @@ class DeliveryReport:
     unknown: int = 0
     resent_in_flight: int = 0
     requests: int = 0
+    # per campaign: requests beyond the first per batch (429, 5xx, timeouts, dropped connections),
+    # and seconds its requests waited for the rate limit (client bucket, Retry-After, 429 backoff)
+    retried: dict[str, int] = field(default_factory=dict)
+    throttled_s: dict[str, float] = field(default_factory=dict)
+    waited_for_other_workers_s: float = 0.0
     dead_samples: list[str] = field(default_factory=list)
 
     def add(self, bucket: dict[str, int], campaign_id: str, n: int = 1) -> None:
@@ -76,6 +89,9 @@ class DeliveryReport:
             "unknown": self.unknown,
             "resent_in_flight": self.resent_in_flight,
             "requests": self.requests,
+            "retried": self.retried,
+            "throttled_s": {k: round(v, 3) for k, v in self.throttled_s.items()},
+            "waited_for_other_workers_s": round(self.waited_for_other_workers_s, 3),
         }
 
 
@@ -153,8 +169,8 @@ class ShardDelivery:
             .values(state="pending", updated_at=self.clock())
         )
 
-    def _claim(self) -> tuple[list[Any], bool]:
-        """Rows this worker now owns, and whether any pending rows were seen at all.
+    def _claim(self) -> tuple[str, list[Any], bool]:
+        """A claim id, the rows this worker now owns under it, and whether any pending rows were seen.
 
         One conditional UPDATE takes up to claim_size pending rows (the derived table keeps the
         LIMIT legal on MySQL); the outer `state = 'pending'` is re-checked under the row lock, so
@@ -175,7 +191,7 @@ class ShardDelivery:
                 .values(state="in_flight", claim_id=claim_id, attempts=outbox.c.attempts + 1, updated_at=self.clock())
             ).rowcount
         if not taken:
-            return [], self._any_pending()
+            return claim_id, [], self._any_pending()
         with self.engine.begin() as conn:
             rows = list(
                 conn.execute(
@@ -193,7 +209,7 @@ class ShardDelivery:
                     .where(outbox.c.message_id.in_([r.message_id for r in group]))
                     .values(request_key=key)
                 )
-        return rows, True
+        return claim_id, rows, True
 
     def _any_pending(self) -> bool:
         with self.engine.connect() as conn:
@@ -223,19 +239,43 @@ class ShardDelivery:
     def _is_store(self, destination: str) -> bool:
         return self.definitions.settings.destinations[destination].kind == "message_store"
 
-    def _deliver_rows(self, rows: list[Any], batches: list[list[Any]]) -> None:
-        store_rows = [r for r in rows if self._is_store(r.destination)]
-        if store_rows:
-            with self.engine.begin() as conn:
-                store_messages(conn, store_rows, self.definitions.campaigns, self.clock())
-            for r in store_rows:
-                self.report.add(self.report.sent, r.campaign_id)
-        provider_batches = [b for b in batches if not self._is_store(b[0].destination)]
-        if not provider_batches:
-            return
-        with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
-            outcomes = list(pool.map(self._send_batch, provider_batches))
-        self._record(provider_batches, outcomes)
+    def _deliver_rows(self, claim_id: str, rows: list[Any], batches: list[list[Any]]) -> None:
+        with self._heartbeat(claim_id):
+            store_rows = [r for r in rows if self._is_store(r.destination)]
+            if store_rows:
+                with self.engine.begin() as conn:
+                    stored = store_messages(conn, store_rows, self.definitions.campaigns, self.clock(), claim_id)
+                for r in stored:
+                    self.report.add(self.report.sent, r.campaign_id)
+            provider_batches = [b for b in batches if not self._is_store(b[0].destination)]
+            if not provider_batches:
+                return
+            with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
+                outcomes = list(pool.map(self._send_batch, provider_batches))
+            self._record(claim_id, provider_batches, outcomes)
+
+    @contextmanager
+    def _heartbeat(self, claim_id: str) -> Iterator[None]:
+        """Touch the claim every quarter lease while it is worked on, so nobody takes it over."""
+        stop = threading.Event()
+        every = self.settings.lease_s / 4
+
+        def beat() -> None:
+            while not stop.wait(every):
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        outbox.update()
+                        .where(outbox.c.claim_id == claim_id, outbox.c.state == "in_flight")
+                        .values(updated_at=self.clock())
+                    )
+
+        thread = threading.Thread(target=beat, name=f"claim-heartbeat-{self.shard}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _send_batch(self, rows: list[Any]) -> BatchOutcome:
         first = rows[0]
@@ -248,12 +288,20 @@ class ShardDelivery:
         )
         return self.client(first.destination).send(batch)
 
-    def _record(self, batches: list[list[Any]], outcomes: list[BatchOutcome]) -> None:
-        """Write outcomes back, one UPDATE per (state, dispatch or error) group, only on rows still in flight."""
+    def _record(self, claim_id: str, batches: list[list[Any]], outcomes: list[BatchOutcome]) -> None:
+        """Write outcomes back, one UPDATE per (state, dispatch or error) group, only on rows still
+        in flight under this claim (a worker whose lease was taken over records nothing)."""
         now = self.clock()
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)  # (state, detail) -> message ids
         for rows, outcome in zip(batches, outcomes, strict=True):
             self.report.requests += outcome.requests
+            campaign_id = rows[0].campaign_id
+            if outcome.retried:
+                self.report.add(self.report.retried, campaign_id, outcome.retried)
+            if outcome.throttled_s:
+                self.report.throttled_s[campaign_id] = (
+                    self.report.throttled_s.get(campaign_id, 0.0) + outcome.throttled_s
+                )
             for r in rows:
                 if r.message_id in outcome.sent:
                     groups[("sent", outcome.sent[r.message_id])].append(r.message_id)
@@ -274,65 +322,104 @@ class ShardDelivery:
                 else:
                     values.update(last_error=detail)
                 conn.execute(
-                    outbox.update().where(outbox.c.message_id.in_(ids), outbox.c.state == "in_flight").values(**values)
+                    outbox.update()
+                    .where(outbox.c.message_id.in_(ids), outbox.c.state == "in_flight", outbox.c.claim_id == claim_id)
+                    .values(**values)
                 )
 
     # ---------------------------------------------------------------- recovery
 
-    def _recover_in_flight(self) -> None:
+    def _in_flight_elsewhere(self) -> tuple[list[tuple[str, dt.datetime]], dt.datetime]:
+        """(claim id, last touched) of in-flight claims in this shard, and the lease cutoff now."""
+        cutoff = self.clock() - dt.timedelta(seconds=self.settings.lease_s)
         with self.engine.connect() as conn:
-            stuck = conn.execute(
-                sa.select(*COLUMNS).where(
+            claims = conn.execute(
+                sa.select(outbox.c.claim_id, sa.func.max(outbox.c.updated_at))
+                .where(
                     outbox.c.run_date == self.run_date,
                     outbox.c.state == "in_flight",
                     _in_shard(self.shard, self.shards),
                 )
+                .group_by(outbox.c.claim_id)
             ).all()
-        if not stuck:
-            return
+        return [(c, t) for c, t in claims], cutoff
+
+    def _recover_in_flight(self) -> bool:
+        """Take over claims whose lease ran out and resolve them; True if live claims remain."""
+        claims, cutoff = self._in_flight_elsewhere()
+        expired = [c for c, touched in claims if touched < cutoff]
+        for old_claim in expired:
+            new_claim = str(uuid.uuid4())
+            with self.engine.begin() as conn:
+                taken = conn.execute(
+                    outbox.update()
+                    .where(
+                        outbox.c.claim_id == old_claim,
+                        outbox.c.state == "in_flight",
+                        outbox.c.updated_at < cutoff,
+                        _in_shard(self.shard, self.shards),
+                    )
+                    .values(claim_id=new_claim, updated_at=self.clock())
+                ).rowcount
+            if taken:
+                self._resolve_taken_over(new_claim)
+        return len(expired) < len(claims)
+
+    def _resolve_taken_over(self, claim_id: str) -> None:
+        with self.engine.connect() as conn:
+            stuck = conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all()
         by_request: dict[str, list[Any]] = defaultdict(list)
-        unknown: list[dict[str, Any]] = []
+        unknown: list[str] = []
         for r in stuck:
             dest = self.definitions.settings.destinations.get(r.destination)
             if dest is not None and (dest.kind == "message_store" or dest.honours_idempotency_key):
                 by_request[r.request_key or r.message_id].append(r)
             else:
-                unknown.append({"mid": r.message_id, "cid": r.claim_id})
+                unknown.append(r.message_id)
         if unknown:
             with self.engine.begin() as conn:
-                conn.execute(
-                    outbox.update()
-                    .where(
-                        outbox.c.message_id == sa.bindparam("mid"),
-                        outbox.c.claim_id == sa.bindparam("cid"),
-                        outbox.c.state == "in_flight",
+                for start in range(0, len(unknown), 1000):
+                    conn.execute(
+                        outbox.update()
+                        .where(
+                            outbox.c.message_id.in_(unknown[start : start + 1000]),
+                            outbox.c.claim_id == claim_id,
+                            outbox.c.state == "in_flight",
+                        )
+                        .values(
+                            state="unknown",
+                            updated_at=self.clock(),
+                            last_error="possibly delivered: in flight when its worker stopped; not resent",
+                        )
                     )
-                    .values(
-                        state="unknown",
-                        updated_at=self.clock(),
-                        last_error="possibly delivered: in flight when a run stopped; not resent",
-                    ),
-                    unknown,
-                )
             self.report.unknown += len(unknown)
             log.warning(
-                "shard %d: %d messages were in flight at a crash and are marked unknown", self.shard, len(unknown)
+                "shard %d: %d messages were in flight when a worker stopped; marked unknown", self.shard, len(unknown)
             )
         batches = list(by_request.values())
         if batches:
             self.report.resent_in_flight += sum(len(b) for b in batches)
-            self._deliver_rows([r for b in batches for r in b], batches)
+            self._deliver_rows(claim_id, [r for b in batches for r in b], batches)
 
     def run(self) -> DeliveryReport:
         with self.engine.begin() as conn:
             self._requeue_failed(conn)
         self._recover_in_flight()
         while True:
-            rows, seen = self._claim()
+            claim_id, rows, seen = self._claim()
             if not seen:
                 break
             if rows:
-                self._deliver_rows(rows, self._groups(rows))
+                self._deliver_rows(claim_id, rows, self._groups(rows))
+        # Another worker's live claim in this shard: wait for it, or take it over when its lease ends.
+        started = time.monotonic()
+        deadline = started + self.settings.lease_s * 2 + 5
+        while self._recover_in_flight():
+            if time.monotonic() > deadline:  # its worker keeps it alive: it is still sending
+                log.warning("shard %d: another worker is still delivering part of it", self.shard)
+                break
+            time.sleep(min(1.0, self.settings.lease_s / 4))
+        self.report.waited_for_other_workers_s += time.monotonic() - started
         return self.report
 
 

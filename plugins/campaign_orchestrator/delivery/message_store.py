@@ -19,9 +19,20 @@ from campaign_orchestrator.warehouse import insert_ignore
 
 
 def store_messages(
-    conn: Connection, rows: Sequence[sa.Row[Any]], campaigns: dict[str, Campaign], now: dt.datetime
-) -> int:
-    """Upsert claimed in-app rows and mark them sent, inside the caller's transaction."""
+    conn: Connection, rows: Sequence[sa.Row[Any]], campaigns: dict[str, Campaign], now: dt.datetime, claim_id: str
+) -> list[sa.Row[Any]]:
+    """Upsert claimed in-app rows and mark them sent, inside the caller's transaction; returns the
+    rows this claim still held (a claim taken over by another worker stores nothing)."""
+    held = set(
+        conn.execute(
+            sa.select(outbox.c.message_id).where(
+                outbox.c.message_id.in_([r.message_id for r in rows]),
+                outbox.c.claim_id == claim_id,
+                outbox.c.state == "in_flight",
+            )
+        ).scalars()
+    )
+    rows = [r for r in rows if r.message_id in held]
     records = []
     for row in rows:
         campaign = campaigns[row.campaign_id]
@@ -47,7 +58,7 @@ def store_messages(
     for start in range(0, len(ids), 1000):
         conn.execute(
             outbox.update()
-            .where(outbox.c.message_id.in_(ids[start : start + 1000]))
+            .where(outbox.c.message_id.in_(ids[start : start + 1000]), outbox.c.claim_id == claim_id)
             .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None)
         )
-    return len(records)
+    return list(rows)

@@ -67,6 +67,8 @@ class BatchOutcome:
     dead: dict[str, str] = field(default_factory=dict)  # message id -> provider's message
     failed: dict[str, str] = field(default_factory=dict)  # retryable, gave up for now
     requests: int = 0
+    retried: int = 0
+    throttled_s: float = 0.0
 
 
 def request_key(message_ids: Sequence[str]) -> str:
@@ -85,7 +87,9 @@ class TokenBucket:
         self.blocked_until = 0.0
         self.lock = threading.Lock()
 
-    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Take one request's token, sleeping as long as needed; returns the seconds slept."""
+        slept = 0.0
         while True:
             with self.lock:
                 now = self.clock()
@@ -94,10 +98,12 @@ class TokenBucket:
                 wait = max(self.blocked_until - now, 0.0)
                 if wait == 0.0 and self.tokens >= 1.0:
                     self.tokens -= 1.0
-                    return
+                    return slept
                 if wait == 0.0:
                     wait = (1.0 - self.tokens) / self.rate
-            sleep(min(wait, 5.0))
+            wait = min(wait, 5.0)
+            sleep(wait)
+            slept += wait
 
     def observe(self, remaining: int | None, reset_epoch: float | None) -> None:
         """Provider says `remaining` requests are left until `reset_epoch`: never go faster."""
@@ -163,7 +169,7 @@ class ProviderClient:
 
     def _post_once(self, batch: Batch) -> dict[str, Any]:
         path, payload = self.body(batch)
-        self.bucket.acquire(self.sleep)
+        self._local.throttled = getattr(self._local, "throttled", 0.0) + self.bucket.acquire(self.sleep)
         try:
             response = self.session.post(
                 self.endpoint.base_url + path,
@@ -188,7 +194,11 @@ class ProviderClient:
         base = wait_exponential_jitter(multiplier=0.5, max=30.0)(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryableError) and exc.retry_after:
-            return max(base, exc.retry_after)
+            wait = max(base, exc.retry_after)
+            self._local.throttled = getattr(self._local, "throttled", 0.0) + wait
+            return wait
+        if isinstance(exc, RetryableError) and str(exc) == "HTTP 429":
+            self._local.throttled = getattr(self._local, "throttled", 0.0) + base
         return base
 
     def post(self, batch: Batch) -> tuple[dict[str, Any], int]:
@@ -213,14 +223,19 @@ class ProviderClient:
         return outcome
 
     def _send_into(self, batch: Batch, outcome: BatchOutcome) -> None:
+        self._local.throttled = 0.0
         try:
             doc, attempts = self.post(batch)
         except RetryableError as exc:
             outcome.requests += self.max_attempts
+            outcome.retried += self.max_attempts - 1
+            outcome.throttled_s += self._local.throttled
             for m in batch.messages:
                 outcome.failed[m.message_id] = f"gave up after {self.max_attempts} attempts: {exc}"
             return
         outcome.requests += attempts
+        outcome.retried += attempts - 1
+        outcome.throttled_s += self._local.throttled
         status = doc.pop("_status")
         if 200 <= status < 300:
             dispatch = str(doc.get("schedule_id") or doc.get("dispatch_id") or "")

@@ -1,0 +1,264 @@
+"""Delivery under provider faults and crashes: every message exactly once, nothing lost.
+
+The provider is the simulator over real HTTP; faults are its own (429 storms, 5xx, held requests
+past the client's timeout, dropped connections, accept-then-504). Crashes are real: a
+`campaigns deliver` process killed with SIGKILL at random points, then resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from campaign_orchestrator.connections import ProviderEndpoint
+from campaign_orchestrator.contracts import load_contracts, template_variables, vocabulary
+from campaign_orchestrator.definitions import load_definitions
+from campaign_orchestrator.delivery.dispatcher import ShardDelivery
+from campaign_orchestrator.outbox import render_outbox
+from campaign_orchestrator.provider_sim import make_server
+from campaign_orchestrator.tables import inapp_messages, outbox, target_list
+from tests.builders import customer, load
+
+RUN = dt.date(2026, 11, 22)
+NOW = dt.datetime(2026, 11, 22, 12, 0)
+PUSH, INBOX = "crash_push", "crash_inbox"
+
+
+@pytest.fixture
+def sim():
+    """A simulator in this process (the delivery under test runs in threads or child processes)."""
+    server = make_server("127.0.0.1", 0, api_key="k")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield url, server.store
+    server.shutdown()
+    server.server_close()
+
+
+def set_faults(url: str, **faults: Any) -> None:
+    requests.post(url + "/_sim/faults", json=faults, timeout=5).raise_for_status()
+
+
+def stats(url: str) -> dict[str, Any]:
+    return requests.get(url + "/_sim/stats", timeout=5).json()
+
+
+def config_dir(repo: Path, tmp_path: Path, **delivery: Any) -> Path:
+    """The repository's marketing folder with two campaigns (push to the provider, in-app to the
+    store) and the delivery settings under test."""
+    import yaml
+
+    target = tmp_path / "marketing"
+    shutil.copytree(repo / "marketing", target)
+    for f in (target / "campaigns").glob("*.yaml"):
+        f.unlink()
+    common = {"segment": "churned", "send_time": "now", "quiet_hours": "none"}
+    (target / "campaigns" / "crash.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "campaigns": [
+                    {
+                        "id": PUSH,
+                        "channel": "push",
+                        "destination": "braze",
+                        "provider_campaign_id": "p-crash",
+                        "template": "winback_push",
+                        **common,
+                    },
+                    {"id": INBOX, "channel": "in_app", "destination": "app_inbox", "template": "gold_offer", **common},
+                ]
+            }
+        )
+    )
+    settings_path = target / "settings.yaml"
+    settings = yaml.safe_load(settings_path.read_text())
+    settings["delivery"] = {**settings["delivery"], **delivery}
+    settings_path.write_text(yaml.safe_dump(settings))
+    return target
+
+
+def seed(engine: sa.Engine, repo: Path, marketing: Path, n: int) -> tuple[Any, list[str]]:
+    contracts = load_contracts(repo / "data_contracts")
+    defs = load_definitions(marketing, vocabulary(contracts, frozenset({"beta_testers", "vip_list"})))
+    ids = [f"K{i:05d}" for i in range(n)]
+    load(engine, [customer(c, first_name=f"N{i}") for i, c in enumerate(ids)])
+    with engine.begin() as conn:
+        conn.execute(
+            target_list.insert(),
+            [
+                {"run_date": RUN, "campaign_id": camp, "customer_id": c, "variant": "default", "send_at": NOW}
+                for c in ids
+                for camp in (PUSH, INBOX)
+            ],
+        )
+    report = render_outbox(engine, defs, template_variables(contracts), RUN, NOW)
+    assert report.rendered == {PUSH: n, INBOX: n}
+    return defs, ids
+
+
+def ledger(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)).all())
+
+
+def assert_exactly_once(engine: sa.Engine, url: str, store: Any, ids: list[str]) -> None:
+    s = stats(url)
+    assert s["duplicates"] == 0, s
+    assert {user for (camp, user) in store.per_recipient if camp == "p-crash"} == set(ids)  # none outside the list
+    assert all(count == 1 for count in store.per_recipient.values())
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(inapp_messages.c.customer_id)).scalars().all()
+    assert sorted(stored) == ids
+    assert ledger(engine) == {"sent": 2 * len(ids)}
+
+
+# ------------------------------------------------------------------------------------ faults
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param({"storm_s": 1.0}, id="429-storm"),
+        pytest.param({"rate_limit": 40, "rate_window_s": 1, "rate_burst": 4}, id="rate-limit"),
+        pytest.param({"error_rate": 0.2}, id="20pct-5xx"),
+        pytest.param({"timeout_rate": 0.05, "hold_s": 0.6}, id="5pct-timeouts"),
+        pytest.param({"accept_then_504_rate": 0.1}, id="accept-then-504"),
+        pytest.param({"drop_rate": 0.05}, id="dropped-connections"),
+        pytest.param(
+            {
+                "storm_s": 0.5,
+                "error_rate": 0.2,
+                "timeout_rate": 0.05,
+                "hold_s": 0.6,
+                "accept_then_504_rate": 0.1,
+                "drop_rate": 0.05,
+                "seed": 11,
+            },
+            id="all-at-once",
+        ),
+    ],
+)
+def test_every_message_exactly_once_under_provider_faults(warehouse, repo, tmp_path, sim, faults):
+    url, store = sim
+    marketing = config_dir(repo, tmp_path, shards=2, max_workers=4, batch_size=10, timeout_s=0.3, max_attempts=10)
+    defs, ids = seed(warehouse, repo, marketing, n=300)
+    set_faults(url, **faults)
+    resolver = lambda _conn_id: ProviderEndpoint(url, "k")  # noqa: E731
+    quick = lambda s: time.sleep(s / 10)  # noqa: E731 - backoff and Retry-After, a tenth as long
+    for _round in range(3):  # what Airflow's task retries would do, should a batch give up
+        for shard in range(2):
+            ShardDelivery(warehouse, defs, RUN, shard, 2, resolver, sleep=quick).run()
+        if ledger(warehouse) == {"sent": 600}:
+            break
+    assert_exactly_once(warehouse, url, store, ids)
+    injected = stats(url)["injected"]
+    assert injected, "the faults were injected"
+    if faults.get("accept_then_504_rate"):
+        assert stats(url)["idempotent_replays"] >= injected["accept_then_504"]  # lost answers were recovered
+
+
+def test_two_workers_started_at_once_deliver_each_row_once(warehouse, repo, tmp_path, sim):
+    url, store = sim
+    marketing = config_dir(repo, tmp_path, shards=1, max_workers=2, batch_size=10, claim_size=50)
+    defs, ids = seed(warehouse, repo, marketing, n=400)
+    set_faults(url, latency_ms=5)
+    resolver = lambda _conn_id: ProviderEndpoint(url, "k")  # noqa: E731
+    start = threading.Barrier(2)
+    reports = []
+
+    def worker() -> None:
+        start.wait()
+        reports.append(ShardDelivery(warehouse, defs, RUN, 0, 1, resolver).run())
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.total_sent > 0 for r in reports), "both workers took part"
+    assert sum(r.total_sent for r in reports) == 800
+    assert stats(url)["idempotent_replays"] == 0  # no row was even offered twice
+    assert_exactly_once(warehouse, url, store, ids)
+
+
+# ------------------------------------------------------------------------------------ crashes
+
+
+def deliver_process(url: str, warehouse_url: str, marketing: Path, repo: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "AIRFLOW_CONN_CAMPAIGNS_PROVIDER": url.replace("http://", "http://:k@")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "campaign_orchestrator.cli",
+        "deliver",
+        "--date",
+        RUN.isoformat(),
+        "--warehouse",
+        warehouse_url,
+        "--config",
+        str(marketing),
+        "--contracts",
+        str(repo / "data_contracts"),
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def test_sigkill_at_random_points_then_resume_delivers_each_message_once(warehouse, repo, tmp_path, sim):
+    url, store = sim
+    marketing = config_dir(
+        repo, tmp_path, shards=2, max_workers=2, batch_size=10, claim_size=50, lease_s=1, timeout_s=5
+    )
+    _defs, ids = seed(warehouse, repo, marketing, n=600)
+    warehouse_url = warehouse.url.render_as_string(hide_password=False)
+    log = tmp_path / "deliver.log"
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "5")))
+    kills = []
+    # Kill points: during start-up or the first claim, after a random number of accepted requests
+    # (some mid-batch, some between batches), and, with the provider holding its answers for two
+    # seconds, right after it accepted a request and before the worker could record it.
+    points: list[tuple[str, float]] = [("seconds", 0.3), ("requests", float(rng.randint(2, 8)))]
+    points += [("accepted_unanswered", 0.0)]
+    points += [("requests", float(rng.randint(2, 8))) for _ in range(3)]
+    for kind, value in points:
+        set_faults(url, latency_ms=2000 if kind == "accepted_unanswered" else 15)
+        before = stats(url)
+        proc = deliver_process(url, warehouse_url, marketing, repo, log)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            now = stats(url)
+            if kind == "seconds" and time.monotonic() > deadline - 60 + value:
+                break
+            if kind == "requests" and now["requests"] - before["requests"] >= value:
+                break
+            if kind == "accepted_unanswered" and now["recipients"] > before["recipients"]:
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills.append(kind)
+        else:
+            assert proc.returncode == 0, log.read_text()[-3000:]
+    assert len(kills) >= 5, f"only {len(kills)} kills landed: {kills}"
+    assert "accepted_unanswered" in kills
+    assert 0 < ledger(warehouse).get("sent", 0) < 1200 or ledger(warehouse).get("in_flight")
+    set_faults(url)
+    proc = deliver_process(url, warehouse_url, marketing, repo, log)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    assert_exactly_once(warehouse, url, store, ids)
+    assert stats(url)["idempotent_replays"] >= 1  # a batch accepted before a kill was resent with its key
