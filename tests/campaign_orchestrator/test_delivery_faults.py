@@ -7,7 +7,6 @@ past the client's timeout, dropped connections, accept-then-504). Crashes are re
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import random
