@@ -141,6 +141,12 @@ def nightly_campaigns() -> None:
         return render_stage(_run(context))
 
     @task
+    def publish_notices(**context: Any) -> dict[str, Any]:
+        from campaign_orchestrator.pipeline import notices_stage
+
+        return notices_stage(_run(context))
+
+    @task
     def plan_delivery_shards(**context: Any) -> list[int]:
         from campaign_orchestrator.pipeline import delivery_shards
 
@@ -173,8 +179,10 @@ def nightly_campaigns() -> None:
         return str(path)
 
     shards = plan_delivery_shards()
-    (validate_definitions() >> ingest() >> compute_segments() >> build_target_lists() >> render_messages() >> shards)
-    deliver.expand(shard=shards) >> write_report()
+    rendered = validate_definitions() >> ingest() >> compute_segments() >> build_target_lists() >> render_messages()
+    notices = publish_notices()
+    rendered >> [shards, notices]
+    [deliver.expand(shard=shards), notices] >> write_report()
 
 
 nightly_campaigns()

@@ -154,7 +154,7 @@ CREATE TABLE outbox (
 
 CREATE INDEX ix_outbox_claim ON outbox (claim_id);
 CREATE INDEX ix_outbox_customer_slot ON outbox (customer_id, slot_date);
-CREATE INDEX ix_outbox_run_state ON outbox (run_date, state);
+CREATE INDEX ix_outbox_run_state ON outbox (run_date, state, campaign_id, variant, send_at);
 
 CREATE TABLE preference_state (
 	customer_id VARCHAR(64) NOT NULL, 

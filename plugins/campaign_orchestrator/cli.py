@@ -187,6 +187,25 @@ def deliver(
     )
 
 
+@main.command()
+@warehouse_option
+@config_option
+@contracts_option
+def notices(warehouse: str, config_dir: Path, contracts_dir: Path) -> None:
+    """Publish marketing/public_messages.yaml to the in-app message store now (outages, forced updates)."""
+    from campaign_orchestrator.definitions import DefinitionError
+    from campaign_orchestrator.pipeline import Run, notices_stage
+
+    day = dt.datetime.now(dt.UTC).date()
+    try:
+        detail = notices_stage(
+            Run(_config(day, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+        )
+    except DefinitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(", ".join(f"{k} {detail[k]}" for k in ("created", "updated", "unchanged", "ended")))
+
+
 @main.command("import")
 @click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
 @warehouse_option

@@ -148,6 +148,7 @@ class Definitions:
     sources: dict[str, str] = field(default_factory=dict)  # definition id -> file it came from
     vocabulary: Any = None  # rules.Vocabulary the segments were checked against
     deep_links: DeepLinkRegistry | None = None
+    public_messages: list[Any] = field(default_factory=list)  # public_messages.PublicMessage
 
     def active_campaigns(self, run_date: dt.date) -> list[Campaign]:
         return sorted((c for c in self.campaigns.values() if c.is_active(run_date)), key=lambda c: c.id)
@@ -305,6 +306,9 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
             problems.append(f"{where}: destination: the message store takes in_app campaigns only")
 
     deep_links = load_registry(root, problems)
+    from campaign_orchestrator.public_messages import load_public_messages
+
+    public_messages = load_public_messages(root, problems)
 
     if problems:
         raise DefinitionError(problems)
@@ -317,4 +321,5 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
         sources=origin,
         vocabulary=vocab,
         deep_links=deep_links,
+        public_messages=public_messages,
     )

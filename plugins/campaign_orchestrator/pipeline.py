@@ -281,6 +281,17 @@ def render_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
     return detail
 
 
+def notices_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Publish the public in-app notices (outages, forced updates) to the message store."""
+    from campaign_orchestrator.public_messages import publish_public_messages
+
+    with run.stage("notices") as detail:
+        with run.engine.begin() as conn:
+            detail.update(publish_public_messages(conn, run.definitions.public_messages, now or utcnow()))
+        detail["rows"] = len(run.definitions.public_messages)
+    return detail
+
+
 def delivery_shards(run: Run) -> list[int]:
     return list(range(run.definitions.settings.delivery.shards))
 
@@ -366,6 +377,7 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
         segments_stage(run)
         targets_stage(run)
         render_stage(run)
+        notices_stage(run)
         for shard in delivery_shards(run):
             deliver_stage(run, shard, resolver, concurrent_shards=1)
     except Exception:

@@ -289,7 +289,8 @@ outbox = Table(
     Column("updated_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
     UniqueConstraint("campaign_id", "customer_id", "slot_date", name="uq_outbox_slot"),
-    Index("ix_outbox_run_state", "run_date", "state"),
+    # Claims walk pending rows in batch order (campaign, variant, send time) without sorting the day.
+    Index("ix_outbox_run_state", "run_date", "state", "campaign_id", "variant", "send_at"),
     Index("ix_outbox_claim", "claim_id"),
     Index("ix_outbox_customer_slot", "customer_id", "slot_date"),
 )

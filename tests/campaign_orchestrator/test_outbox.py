@@ -133,3 +133,54 @@ def test_the_run_report_shows_render_errors_and_held_campaigns(warehouse, tmp_pa
     markdown = render_markdown(report)
     assert "**Held, not delivered:** p" in markdown
     assert "- p: title: 10 (e.g. title: 73 characters, over the push limit of 65)" in markdown
+
+
+def test_public_notices_are_upserted_and_ended_when_removed(warehouse, tmp_path):
+    from campaign_orchestrator.public_messages import load_public_messages, publish_public_messages
+    from campaign_orchestrator.tables import inapp_messages
+
+    notices = tmp_path / "public_messages.yaml"
+    notices.write_text(
+        """
+public_messages:
+  - id: outage
+    kind: outage
+    start_at: 2026-11-22T06:00:00Z
+    end_at: 2026-11-22T12:00:00+01:00
+    content: {header: "Payments are down", body: "We are on it."}
+"""
+    )
+    problems: list[str] = []
+    messages = load_public_messages(tmp_path, problems)
+    assert problems == []
+    with warehouse.begin() as conn:
+        assert publish_public_messages(conn, messages, NOW)["created"] == 1
+        assert publish_public_messages(conn, messages, NOW)["unchanged"] == 1
+    with warehouse.connect() as conn:
+        row = conn.execute(sa.select(inapp_messages)).one()
+    assert row.customer_id is None and row.campaign_id == "public:outage" and row.priority == 1
+    assert row.end_at == dt.datetime(2026, 11, 22, 11, 0)  # stored as naive UTC
+    assert json.loads(row.content)["header"] == "Payments are down"
+    notices.write_text(notices.read_text().replace("We are on it.", "Fixed soon."))
+    with warehouse.begin() as conn:
+        assert publish_public_messages(conn, load_public_messages(tmp_path, []), NOW)["updated"] == 1
+        assert publish_public_messages(conn, [], NOW)["ended"] == 1
+    with warehouse.connect() as conn:
+        row = conn.execute(sa.select(inapp_messages)).one()
+    assert json.loads(row.content)["body"] == "Fixed soon." and row.end_at == NOW
+
+
+def test_public_notices_refuse_placeholders_and_need_a_version_to_force_updates(tmp_path):
+    from campaign_orchestrator.public_messages import load_public_messages
+
+    (tmp_path / "public_messages.yaml").write_text(
+        """
+public_messages:
+  - {id: a, kind: outage, start_at: 2026-11-22T06:00:00Z, content: {header: "Hi {{ first_name }}", body: b}}
+  - {id: b, kind: forced_update, start_at: 2026-11-22T06:00:00Z, content: {header: h, body: b}}
+"""
+    )
+    problems: list[str] = []
+    load_public_messages(tmp_path, problems)
+    assert len(problems) == 2
+    assert "no {{ }} placeholders" in problems[0] and "needs min_app_version" in problems[1]

@@ -108,6 +108,39 @@ COLUMNS = (
 )
 
 
+def set_by_message_id(
+    conn: Connection,
+    rows: list[tuple[str, Any]],
+    columns: dict[str, int],
+    fixed: dict[str, Any] | None = None,
+    where: list[sa.ColumnElement[bool]] | None = None,
+) -> None:
+    """Set per-row values on outbox rows by message id: `rows` are (message_id, value, ...), `columns`
+    maps a column to its position in the row. One UPDATE ... FROM (VALUES ...) per 5,000 rows on
+    PostgreSQL; an executemany elsewhere (in-process on SQLite, so as quick)."""
+    if not rows:
+        return
+    names = list(columns)
+    fixed = fixed or {}
+    if conn.dialect.name == "postgresql":
+        for start in range(0, len(rows), 5000):
+            chunk = rows[start : start + 5000]
+            values = sa.values(sa.column("mid", sa.String), *(sa.column(n, sa.String) for n in names), name="v").data(
+                [(r[0], *(r[columns[n]] for n in names)) for r in chunk]
+            )
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.message_id == values.c.mid, *(where or []))
+                .values(**{n: values.c[n] for n in names}, **fixed)
+            )
+        return
+    stmt = outbox.update().where(outbox.c.message_id == sa.bindparam("mid"), *(where or []))
+    conn.execute(
+        stmt.values(**{n: sa.bindparam(f"v_{n}") for n in names}, **fixed),
+        [{"mid": r[0], **{f"v_{n}": r[columns[n]] for n in names}} for r in rows],
+    )
+
+
 def _in_shard(shard: int, shards: int) -> sa.ColumnElement[bool]:
     return (outbox.c.shard_key % shards) == shard
 
@@ -180,7 +213,7 @@ class ShardDelivery:
         picked = (
             sa.select(outbox.c.message_id)
             .where(outbox.c.run_date == self.run_date, outbox.c.state == "pending", _in_shard(self.shard, self.shards))
-            .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+            .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at)
             .limit(self.settings.claim_size)
             .subquery("picked")
         )
@@ -201,14 +234,12 @@ class ShardDelivery:
                 ).all()
             )
             # Remember each provider batch's key, so a crash can be resolved by resending the same batch.
-            for group in self._groups(r for r in rows if not self._is_store(r.destination)):
-                key = request_key([r.message_id for r in group])
-                # By primary key only: an extra claim_id test lets SQLite pick the claim index and scan.
-                conn.execute(
-                    outbox.update()
-                    .where(outbox.c.message_id.in_([r.message_id for r in group]))
-                    .values(request_key=key)
-                )
+            keys = [
+                (r.message_id, request_key([m.message_id for m in group]))
+                for group in self._groups(r for r in rows if not self._is_store(r.destination))
+                for r in group
+            ]
+            set_by_message_id(conn, keys, {"request_key": 1})
         return claim_id, rows, True
 
     def _any_pending(self) -> bool:
@@ -314,17 +345,23 @@ class ShardDelivery:
                 else:
                     groups[("failed", outcome.failed.get(r.message_id, "no outcome"))].append(r.message_id)
                     self.report.add(self.report.failed, r.campaign_id)
+        sent = [(mid, detail) for (state, detail), ids in groups.items() if state == "sent" for mid in ids]
         with self.engine.begin() as conn:
+            # All sent rows in one statement: each batch has its own dispatch id.
+            set_by_message_id(
+                conn,
+                sent,
+                {"dispatch_id": 1},
+                fixed={"state": "sent", "sent_at": now, "updated_at": now, "last_error": None},
+                where=[outbox.c.state == "in_flight", outbox.c.claim_id == claim_id],
+            )
             for (state, detail), ids in groups.items():
-                values: dict[str, Any] = {"state": state, "updated_at": now}
                 if state == "sent":
-                    values.update(dispatch_id=detail, sent_at=now, last_error=None)
-                else:
-                    values.update(last_error=detail)
+                    continue
                 conn.execute(
                     outbox.update()
                     .where(outbox.c.message_id.in_(ids), outbox.c.state == "in_flight", outbox.c.claim_id == claim_id)
-                    .values(**values)
+                    .values(state=state, updated_at=now, last_error=detail)
                 )
 
     # ---------------------------------------------------------------- recovery

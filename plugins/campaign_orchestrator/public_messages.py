@@ -1,0 +1,130 @@
+"""Public in-app messages: notices every customer's app shows, such as an outage or a forced update.
+
+They are not campaigns: no audience, no consent or caps, no personalisation. Marketers or the
+on-call engineer list them in `marketing/public_messages.yaml`; each night (and on demand with
+`campaigns notices`) they are upserted into `inapp_messages` by a message id derived from their
+id, with no customer. Editing a notice updates its row; removing one ends it now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.engine import Connection
+
+from campaign_orchestrator.campaign_spec import ID_PATTERN
+from campaign_orchestrator.tables import inapp_messages
+from campaign_orchestrator.template_spec import InAppContent
+
+NOTICES_FILE = "public_messages.yaml"
+NOTICE_NAMESPACE = uuid.UUID("0b8f4c7e-2d1a-4f5e-9c3b-7a6d5e4f3a21")
+CAMPAIGN_PREFIX = "public:"
+
+
+class PublicMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    kind: Literal["outage", "forced_update", "announcement"]
+    content: InAppContent
+    priority: int = Field(default=1, ge=1, le=5, description="1 = critical, shown before campaign messages")
+    start_at: dt.datetime
+    end_at: dt.datetime | None = None
+    min_app_version: str | None = Field(default=None, description="forced_update: versions below must update")
+
+    @model_validator(mode="after")
+    def _plain_and_ordered(self) -> PublicMessage:
+        texts = [self.content.header, self.content.body, *(b.text for b in self.content.buttons)]
+        if any("{{" in t or "{%" in t for t in texts):
+            raise ValueError("public messages are the same for everyone: no {{ }} placeholders")
+        if self.end_at is not None and self.end_at <= self.start_at:
+            raise ValueError("end_at must be after start_at")
+        if self.kind == "forced_update" and not self.min_app_version:
+            raise ValueError("a forced_update needs min_app_version")
+        return self
+
+    @property
+    def message_id(self) -> str:
+        return str(uuid.uuid5(NOTICE_NAMESPACE, self.id))
+
+
+def load_public_messages(config_dir: Path, problems: list[str]) -> list[PublicMessage]:
+    path = config_dir / NOTICES_FILE
+    if not path.exists():
+        return []
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        problems.append(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})")
+        return []
+    items = doc.get("public_messages") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        problems.append(f"{path}: public_messages: must be a list")
+        return []
+    out: list[PublicMessage] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(PublicMessage.model_validate(item))
+        except ValidationError as exc:
+            problems.extend(
+                f"{path}: public_messages[{i}].{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            )
+    ids = [m.id for m in out]
+    problems.extend(f"{path}: public message {d!r} is listed twice" for d in {x for x in ids if ids.count(x) > 1})
+    return out
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def publish_public_messages(conn: Connection, messages: list[PublicMessage], now: dt.datetime) -> dict[str, int]:
+    """Upsert the listed notices; end (now) the ones no longer listed that are still showing."""
+    existing = {
+        row.message_id: row
+        for row in conn.execute(
+            sa.select(inapp_messages).where(
+                inapp_messages.c.customer_id.is_(None), inapp_messages.c.campaign_id.like(f"{CAMPAIGN_PREFIX}%")
+            )
+        )
+    }
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "ended": 0}
+    for m in messages:
+        values: dict[str, Any] = {
+            "campaign_id": CAMPAIGN_PREFIX + m.id,
+            "treatment_id": m.kind,
+            "content": json.dumps(
+                {**m.content.model_dump(exclude_none=True), "min_app_version": m.min_app_version},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ),
+            "priority": m.priority,
+            "start_at": _naive_utc(m.start_at),
+            "end_at": _naive_utc(m.end_at),
+        }
+        row = existing.pop(m.message_id, None)
+        if row is None:
+            conn.execute(
+                inapp_messages.insert().values(message_id=m.message_id, customer_id=None, created_at=now, **values)
+            )
+            counts["created"] += 1
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            conn.execute(inapp_messages.update().where(inapp_messages.c.message_id == m.message_id).values(**values))
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    for message_id, row in existing.items():
+        if row.end_at is None or row.end_at > now:
+            conn.execute(inapp_messages.update().where(inapp_messages.c.message_id == message_id).values(end_at=now))
+            counts["ended"] += 1
+    return counts
