@@ -24,13 +24,20 @@ from typing import Any
 import psutil
 
 from campaign_orchestrator import pipeline
-from campaign_orchestrator.bench_floors import import_floor, render_floor, segments_floor, targets_floor
+from campaign_orchestrator.bench_floors import (
+    deliver_floor,
+    import_floor,
+    render_floor,
+    segments_floor,
+    targets_floor,
+)
 from campaign_orchestrator.connections import ProviderEndpoint
 from campaign_orchestrator.demo import provider_simulator
 from campaign_orchestrator.demo_data import generate
 from campaign_orchestrator.warehouse import create_warehouse_engine, drop_schema, normalise_url
 
 STAGES = ("import", "segments", "targets", "render", "deliver")
+UNLIMITED = {"rate_limit": 10**9}  # simulator faults: none, not even Braze's rate limit
 
 
 class PeakRss:
@@ -102,6 +109,7 @@ def run_bench(
     repo: Path | None = None,
     workers: int | None = None,
     stages: tuple[str, ...] = STAGES,
+    limit_per_hour: int = 250_000,
 ) -> dict[str, Any]:
     repo = (repo or Path.cwd()).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +154,8 @@ def run_bench(
     )
     results: dict[str, Any] = {}
     api_key = secrets.token_urlsafe(16)
-    with PeakRss() as rss, provider_simulator(workdir, api_key) as base_url:
+    # No limit on the simulator for the stages; deliver_at_limit sets one for its own measurement.
+    with PeakRss() as rss, provider_simulator(workdir, api_key, UNLIMITED) as base_url:
         resolve: Callable[[str], ProviderEndpoint] = lambda _conn_id: ProviderEndpoint(base_url, api_key)  # noqa: E731
         pipeline.validate_definitions(run)
         with _timed(results, "import", rss) as out:
@@ -187,11 +196,86 @@ def run_bench(
         if stages[-1] == "render":
             return _write(workdir, customers, warehouse_url, run_date, results)
         with _timed(results, "deliver", rss) as out:
-            out["rows"] = sum(
-                pipeline.deliver_stage(run, s, resolve, concurrent_shards=1)["rows"]
-                for s in pipeline.delivery_shards(run)
-            )
+            details = [
+                pipeline.deliver_stage(run, s, resolve, concurrent_shards=1) for s in pipeline.delivery_shards(run)
+            ]
+            out["rows"] = sum(d["rows"] for d in details)
+        ours = _sim(base_url, "stats")
+        _sim(base_url, "reset")  # (faults too)
+        _sim(base_url, "faults", UNLIMITED)
+        floor = deliver_floor(warehouse_url, run.definitions, run_date, base_url, api_key)
+        results["deliver"].update(
+            floor_s=floor["floor_s"],
+            provider_messages=floor["messages"],
+            requests=sum(d["requests"] for d in details),
+            floor_requests=floor["requests"],
+            duplicates=ours["duplicates"],
+            throughput_vs_floor=round(floor["floor_s"] / results["deliver"]["wall_s"], 3),
+        )
+        results["deliver_limited"] = deliver_at_limit(run, base_url, resolve, limit_per_hour)
     return _write(workdir, customers, warehouse_url, run_date, results)
+
+
+def _sim(base_url: str, what: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    import requests
+
+    if what == "stats":
+        return dict(requests.get(f"{base_url}/_sim/stats", timeout=30).json())
+    requests.post(f"{base_url}/_sim/{what}", json=doc or {}, timeout=30).raise_for_status()
+    return {}
+
+
+def deliver_at_limit(
+    run: pipeline.Run, base_url: str, resolve: Callable[[str], ProviderEndpoint], limit_per_hour: int
+) -> dict[str, Any]:
+    """Shard 0's provider messages again, with the simulator enforcing `limit_per_hour` (a token
+    bucket refilled every second, holding one second's worth) and our client configured with the
+    same budget: the sustained request rate against the limit, and how many 429s it took."""
+
+    from campaign_orchestrator.delivery.dispatcher import _in_shard
+    from campaign_orchestrator.tables import outbox
+
+    providers = [k for k, d in run.definitions.settings.destinations.items() if d.kind == "provider"]
+    shards = run.definitions.settings.delivery.shards
+    with run.engine.begin() as conn:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.run_date == run.config.run_date, outbox.c.destination.in_(providers), _in_shard(0, shards))
+            .values(state="pending", claim_id=None, request_key=None, dispatch_id=None, attempts=0, sent_at=None)
+        )
+    per_second = limit_per_hour / 3600
+    _sim(base_url, "reset")
+    _sim(
+        base_url,
+        "faults",
+        {"rate_limit": limit_per_hour, "rate_window_s": 3600, "rate_burst": max(1, round(per_second))},
+    )
+    delivery = run.definitions.settings.delivery.model_copy(update={"requests_per_hour": limit_per_hour})
+    limited = dataclasses.replace(
+        run.definitions, settings=run.definitions.settings.model_copy(update={"delivery": delivery})
+    )
+    saved, run.definitions = run.definitions, limited
+    try:
+        t0 = time.perf_counter()
+        detail = pipeline.deliver_stage(run, 0, resolve, concurrent_shards=1)
+        wall = time.perf_counter() - t0
+    finally:
+        run.definitions = saved
+    stats = _sim(base_url, "stats")
+    accepted = stats["requests"] - stats["injected"].get("429", 0)
+    rate = accepted / wall if wall else 0.0
+    print(f"[bench] deliver at {per_second:.1f} req/s: {rate:.1f} req/s sustained", flush=True)
+    return {
+        "limit_per_s": round(per_second, 2),
+        "wall_s": round(wall, 3),
+        "rows": detail["rows"],
+        "accepted_requests": accepted,
+        "requests_per_s": round(rate, 2),
+        "share_of_limit": round(rate / per_second, 3),
+        "http_429": stats["injected"].get("429", 0),
+        "client_burst": 50,
+        "duplicates": stats["duplicates"],
+    }
 
 
 def _write(
@@ -242,5 +326,16 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(
             f"{name:<10}{s['wall_s']:>10.2f}{s['rows']:>12,}{s['rows_per_s'] or 0:>12,}"
             f"{s['peak_rss_mb']:>10}{floor if floor is not None else '-':>10}{ratio:>9}"
+        )
+    for name in ("render", "deliver"):
+        share = doc["stages"].get(name, {}).get("throughput_vs_floor")
+        if share is not None:
+            lines.append(f"{name}: {share:.0%} of the floor's throughput")
+    limited = doc["stages"].get("deliver_limited")
+    if limited:
+        lines.append(
+            f"deliver at the provider's limit ({limited['limit_per_s']} req/s): {limited['requests_per_s']} req/s "
+            f"sustained ({limited['share_of_limit']:.0%}), {limited['http_429']} HTTP 429 "
+            f"(client burst {limited['client_burst']}), {limited['duplicates']} duplicates"
         )
     return "\n".join(lines)

@@ -338,3 +338,57 @@ def render_floor(warehouse_url: str, definitions: Any, run_date: dt.date) -> dic
             template.render(values)
     elapsed = time.perf_counter() - t0
     return {"floor_s": round(elapsed, 3), "messages": len(work)}
+
+
+def deliver_floor(
+    warehouse_url: str, definitions: Any, run_date: dt.date, base_url: str, api_key: str
+) -> dict[str, Any]:
+    """A bare `requests.Session` loop posting the same provider batches (same grouping, same JSON
+    bodies, same endpoints) one after another to the same simulator, measured now: no ledger, no
+    claims, no retries, no rate limiting. Building the bodies is not timed."""
+    import json
+    from collections import defaultdict
+
+    import requests
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.connections import ProviderEndpoint
+    from campaign_orchestrator.delivery.provider import Batch, Message, ProviderClient, TokenBucket
+    from campaign_orchestrator.tables import outbox
+
+    providers = [k for k, d in definitions.settings.destinations.items() if d.kind == "provider"]
+    size = definitions.settings.delivery.batch_size
+    engine = create_warehouse_engine(warehouse_url)
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+            .add_columns(outbox.c.customer_id, outbox.c.payload)
+            .where(outbox.c.run_date == run_date, outbox.c.destination.in_(providers))
+            .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+        )
+        for r in rows:
+            groups[(r.campaign_id, r.variant, r.send_at)].append(r)
+    engine.dispose()
+    shaper = ProviderClient(ProviderEndpoint(base_url, api_key), TokenBucket(10**9))
+    requests_out: list[tuple[str, str]] = []
+    messages = 0
+    for (campaign_id, _variant, send_at), members in groups.items():
+        provider_campaign = definitions.campaigns[campaign_id].provider_campaign_id
+        for i in range(0, len(members), size):
+            part = members[i : i + size]
+            batch = Batch(
+                provider_campaign,
+                send_at,
+                tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in part),
+            )
+            path, body = shaper.body(batch)
+            requests_out.append((base_url + path, json.dumps(body, separators=(",", ":"))))
+            messages += len(part)
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    for url, data in requests_out:
+        session.post(url, data=data, timeout=30).raise_for_status()
+    elapsed = time.perf_counter() - t0
+    return {"floor_s": round(elapsed, 3), "requests": len(requests_out), "messages": messages}

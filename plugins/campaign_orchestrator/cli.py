@@ -524,12 +524,23 @@ def demo(customers: int, run_date: dt.date | None, workdir: Path) -> None:
     show_default=True,
     help="Stop after this stage (and its floor).",
 )
-def bench(customers: int, warehouse: str | None, workdir: Path, workers: int | None, until: str) -> None:
+@click.option(
+    "--limit-per-hour",
+    default=250_000,
+    show_default=True,
+    type=click.IntRange(3600),
+    help="The provider limit delivery is measured against (Braze's send endpoints: 250,000/hour).",
+)
+def bench(
+    customers: int, warehouse: str | None, workdir: Path, workers: int | None, until: str, limit_per_hour: int
+) -> None:
     """Time every stage on N customers and write bench/results.json (a benchmark, not a test)."""
     from campaign_orchestrator.bench import STAGES, run_bench, table
 
     stages = STAGES[: STAGES.index(until) + 1]
-    results = run_bench(workdir.resolve(), customers, warehouse, workers=workers, stages=stages)
+    results = run_bench(
+        workdir.resolve(), customers, warehouse, workers=workers, stages=stages, limit_per_hour=limit_per_hour
+    )
     click.echo(table(results))
     click.echo(f"results: {workdir / 'results.json'}")
 

@@ -31,8 +31,9 @@ class DemoError(RuntimeError):
 
 
 @contextmanager
-def provider_simulator(workdir: Path, api_key: str) -> Iterator[str]:
-    """A simulator process on a free port; yields its base URL and stops it afterwards."""
+def provider_simulator(workdir: Path, api_key: str, faults: dict[str, Any] | None = None) -> Iterator[str]:
+    """A simulator process on a free port (with `faults`, see provider_sim.Faults); yields its base
+    URL and stops it afterwards."""
     port_file = workdir / "sim.port"
     port_file.unlink(missing_ok=True)
     env = {**os.environ, "PROVIDER_SIM_API_KEY": api_key}
@@ -47,6 +48,8 @@ def provider_simulator(workdir: Path, api_key: str) -> Iterator[str]:
             "0",
             "--port-file",
             str(port_file),
+            "--faults",
+            json.dumps(faults or {}),
         ],
         env=env,
         stdout=log,

@@ -27,7 +27,7 @@ from campaign_orchestrator.templates import PROFILE_CONTEXT, CompiledTemplate, R
 from campaign_orchestrator.warehouse import bulk_insert_ignore
 
 MESSAGE_NAMESPACE = uuid.UUID("6f0c8a52-5a43-4c0e-9a39-0b7c4b3f4e61")
-SHARD_KEYS = 1024  # shard_key is in [0, 1024): any shard count up to Airflow's map limit divides it
+SHARD_KEYS = 1024  # shard_key is in [0, 1024): shards are ranges of it, up to Airflow's map limit
 RENDER_CHUNK = 20_000
 WRITES_IN_FLIGHT = 2
 

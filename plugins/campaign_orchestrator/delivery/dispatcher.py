@@ -1,6 +1,6 @@
 """Delivering one shard of the outbox: claim, send, record; safe to retry and to run in parallel.
 
-Shards are disjoint (`shard_key % shards`), so parallel workers never meet on a row; within a
+Shards are disjoint ranges of `shard_key`, so parallel workers never meet on a row; within a
 shard a claim is a conditional UPDATE (`state = 'pending'`) tagged with a claim id, so even a
 zombie retry of the same shard cannot take a row twice. A row is sent only from `pending`.
 
@@ -46,6 +46,7 @@ from campaign_orchestrator.delivery.provider import (
     TokenBucket,
     request_key,
 )
+from campaign_orchestrator.outbox import SHARD_KEYS
 from campaign_orchestrator.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -116,23 +117,24 @@ def set_by_message_id(
     where: list[sa.ColumnElement[bool]] | None = None,
 ) -> None:
     """Set per-row values on outbox rows by message id: `rows` are (message_id, value, ...), `columns`
-    maps a column to its position in the row. One UPDATE ... FROM (VALUES ...) per 5,000 rows on
-    PostgreSQL; an executemany elsewhere (in-process on SQLite, so as quick)."""
+    maps a column to its position in the row. On PostgreSQL one UPDATE ... FROM unnest(arrays),
+    whatever the number of rows (array parameters, not thousands of scalars); an executemany
+    elsewhere (in-process on SQLite, so as quick)."""
     if not rows:
         return
     names = list(columns)
     fixed = fixed or {}
     if conn.dialect.name == "postgresql":
-        for start in range(0, len(rows), 5000):
-            chunk = rows[start : start + 5000]
-            values = sa.values(sa.column("mid", sa.String), *(sa.column(n, sa.String) for n in names), name="v").data(
-                [(r[0], *(r[columns[n]] for n in names)) for r in chunk]
-            )
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.message_id == values.c.mid, *(where or []))
-                .values(**{n: values.c[n] for n in names}, **fixed)
-            )
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        arrays = [sa.bindparam("a_mid", [r[0] for r in rows], type_=ARRAY(sa.String))]
+        arrays += [sa.bindparam(f"a_{n}", [r[columns[n]] for r in rows], type_=ARRAY(sa.String)) for n in names]
+        v = sa.func.unnest(*arrays).table_valued("mid", *names).render_derived(name="v")
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.message_id == v.c.mid, *(where or []))
+            .values(**{n: v.c[n] for n in names}, **fixed)
+        )
         return
     stmt = outbox.update().where(outbox.c.message_id == sa.bindparam("mid"), *(where or []))
     conn.execute(
@@ -141,8 +143,16 @@ def set_by_message_id(
     )
 
 
+def shard_range(shard: int, shards: int) -> tuple[int, int]:
+    """Shard i of n owns the shard keys [floor(i*K/n), floor((i+1)*K/n)) of K = SHARD_KEYS."""
+    return shard * SHARD_KEYS // shards, (shard + 1) * SHARD_KEYS // shards
+
+
 def _in_shard(shard: int, shards: int) -> sa.ColumnElement[bool]:
-    return (outbox.c.shard_key % shards) == shard
+    # A range, not a modulo: the planner estimates it from the column's histogram and walks the
+    # claim index in batch order instead of sorting the whole day.
+    low, high = shard_range(shard, shards)
+    return sa.and_(outbox.c.shard_key >= low, outbox.c.shard_key < high)
 
 
 class ShardDelivery:
@@ -234,11 +244,10 @@ class ShardDelivery:
                 ).all()
             )
             # Remember each provider batch's key, so a crash can be resolved by resending the same batch.
-            keys = [
-                (r.message_id, request_key([m.message_id for m in group]))
-                for group in self._groups(r for r in rows if not self._is_store(r.destination))
-                for r in group
-            ]
+            keys: list[tuple[str, Any]] = []
+            for group in self._groups(r for r in rows if not self._is_store(r.destination)):
+                key = request_key([m.message_id for m in group])
+                keys.extend((m.message_id, key) for m in group)
             set_by_message_id(conn, keys, {"request_key": 1})
         return claim_id, rows, True
 

@@ -23,15 +23,11 @@ def store_messages(
 ) -> list[sa.Row[Any]]:
     """Upsert claimed in-app rows and mark them sent, inside the caller's transaction; returns the
     rows this claim still held (a claim taken over by another worker stores nothing)."""
-    held = set(
-        conn.execute(
-            sa.select(outbox.c.message_id).where(
-                outbox.c.message_id.in_([r.message_id for r in rows]),
-                outbox.c.claim_id == claim_id,
-                outbox.c.state == "in_flight",
-            )
-        ).scalars()
+    destinations = sorted({r.destination for r in rows})
+    still_ours = sa.and_(
+        outbox.c.claim_id == claim_id, outbox.c.state == "in_flight", outbox.c.destination.in_(destinations)
     )
+    held = set(conn.execute(sa.select(outbox.c.message_id).where(still_ours)).scalars())
     rows = [r for r in rows if r.message_id in held]
     records = []
     for row in rows:
@@ -54,11 +50,11 @@ def store_messages(
             }
         )
     insert_ignore(conn, inapp_messages, records)
-    ids = [r["message_id"] for r in records]
-    for start in range(0, len(ids), 1000):
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.message_id.in_(ids[start : start + 1000]), outbox.c.claim_id == claim_id)
-            .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None)
-        )
+    # The claim's store rows are exactly these (the select above ran in this transaction, and
+    # only this claim's worker moves them), so one UPDATE by claim marks them.
+    conn.execute(
+        outbox.update()
+        .where(still_ours)
+        .values(state="sent", dispatch_id="message_store", sent_at=now, updated_at=now, last_error=None)
+    )
     return list(rows)
