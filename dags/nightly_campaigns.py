@@ -179,9 +179,11 @@ def nightly_campaigns() -> None:
         return str(path)
 
     shards = plan_delivery_shards()
-    rendered = validate_definitions() >> ingest() >> compute_segments() >> build_target_lists() >> render_messages()
-    notices = publish_notices()
-    rendered >> [shards, notices]
+    validated = validate_definitions()
+    rendered = validated >> ingest() >> compute_segments() >> build_target_lists() >> render_messages()
+    notices = publish_notices()  # an outage notice must not wait for tonight's data
+    validated >> notices
+    rendered >> shards
     [deliver.expand(shard=shards), notices] >> write_report()
 
 

@@ -12,16 +12,17 @@ from typing import Any
 
 import click
 
-from campaign_orchestrator.warehouse import DEFAULT_WAREHOUSE_URL
-
-
-def _date(_ctx: Any, _param: Any, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+from campaign_orchestrator.cli_marketing import estimate, plan, preview, validate
+from campaign_orchestrator.cli_options import (
+    archive_option,
+    config_option,
+    contracts_option,
+    parse_date,
+    reports_option,
+    run_config,
+    sources_option,
+    warehouse_option,
+)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -41,70 +42,8 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-warehouse_option = click.option(
-    "--warehouse",
-    envvar="CAMPAIGNS_WAREHOUSE_URL",
-    default=DEFAULT_WAREHOUSE_URL,
-    show_default=True,
-    help="SQLAlchemy URL of the warehouse (env CAMPAIGNS_WAREHOUSE_URL).",
-)
-config_option = click.option(
-    "--config",
-    "config_dir",
-    envvar="CAMPAIGNS_CONFIG_DIR",
-    default="marketing",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The marketers' definitions folder.",
-)
-contracts_option = click.option(
-    "--contracts",
-    "contracts_dir",
-    envvar="CAMPAIGNS_CONTRACTS_DIR",
-    default="data_contracts",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Data contracts and sources.yaml.",
-)
-
-
-sources_option = click.option(
-    "--sources",
-    "sources_dir",
-    envvar="CAMPAIGNS_SOURCES_DIR",
-    default="data/incoming",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder with the night's source files (env CAMPAIGNS_SOURCES_DIR).",
-)
-reports_option = click.option(
-    "--reports",
-    "reports_dir",
-    envvar="CAMPAIGNS_REPORTS_DIR",
-    default="reports",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where run reports go (env CAMPAIGNS_REPORTS_DIR).",
-)
-archive_option = click.option(
-    "--archive",
-    "archive_dir",
-    envvar="CAMPAIGNS_ARCHIVE_DIR",
-    default="archive",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where each night's raw and validated inputs are kept (env CAMPAIGNS_ARCHIVE_DIR).",
-)
-
-
-def _config(run_date: dt.date, **kwargs: Any) -> Any:
-    from campaign_orchestrator.pipeline import RunConfig
-
-    return RunConfig(run_date=run_date, **{k: v for k, v in kwargs.items() if v is not None})
-
-
 @main.command()
-@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
+@click.option("--date", "run_date", required=True, callback=parse_date, help="Run date YYYY-MM-DD.")
 @warehouse_option
 @config_option
 @contracts_option
@@ -125,7 +64,7 @@ def run(
     from campaign_orchestrator.definitions import DefinitionError
     from campaign_orchestrator.pipeline import CampaignsHeld, run_all
 
-    config = _config(
+    config = run_config(
         run_date,
         warehouse_url=warehouse,
         config_dir=config_dir,
@@ -149,7 +88,7 @@ def _report_path(config: Any) -> Path:
 
 
 @main.command()
-@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
+@click.option("--date", "run_date", required=True, callback=parse_date, help="Run date YYYY-MM-DD.")
 @click.option("--shard", "shards_to_send", type=click.IntRange(0), multiple=True, help="Only this shard (repeat).")
 @warehouse_option
 @config_option
@@ -161,7 +100,7 @@ def deliver(
     do. Safe to run again, and next to another worker: only rows not yet sent are sent, once."""
     from campaign_orchestrator.pipeline import Run, deliver_stage, delivery_shards
 
-    run = Run(_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+    run = Run(run_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
     all_shards = delivery_shards(run)
     wanted = list(shards_to_send) or all_shards
     unknown = [s for s in wanted if s not in all_shards]
@@ -199,7 +138,7 @@ def notices(warehouse: str, config_dir: Path, contracts_dir: Path) -> None:
     day = dt.datetime.now(dt.UTC).date()
     try:
         detail = notices_stage(
-            Run(_config(day, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
+            Run(run_config(day, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
         )
     except DefinitionError as exc:
         raise click.ClickException(str(exc)) from None
@@ -207,7 +146,7 @@ def notices(warehouse: str, config_dir: Path, contracts_dir: Path) -> None:
 
 
 @main.command("import")
-@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
+@click.option("--date", "run_date", required=True, callback=parse_date, help="Run date YYYY-MM-DD.")
 @warehouse_option
 @contracts_option
 @sources_option
@@ -233,7 +172,7 @@ def import_command(
     from campaign_orchestrator.contracts import ContractError
     from campaign_orchestrator.pipeline import Run, import_stage
 
-    config = _config(
+    config = run_config(
         run_date, warehouse_url=warehouse, contracts_dir=contracts_dir, sources_dir=sources_dir, archive_dir=archive_dir
     )
     try:
@@ -283,7 +222,7 @@ def _print_summary(report_path: Path) -> None:
 @click.option("--customers", default=20_000, show_default=True, type=click.IntRange(1))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--as-of", "as_of", callback=_date, help="Export date (default today); events cover 90 days before.")
+@click.option("--as-of", "as_of", callback=parse_date, help="Export date (default today); events cover 90 days before.")
 @click.option(
     "--bad-rows",
     default=0,
@@ -330,153 +269,6 @@ def provider_sim(host: str, port: int, api_key: str, port_file: str | None, faul
 
 
 @main.command()
-@click.option("--date", "run_date", required=True, callback=_date, help="Run date YYYY-MM-DD.")
-@warehouse_option
-@config_option
-@contracts_option
-@click.option("--sample", "sample_size", default=5, show_default=True, type=click.IntRange(0, 100))
-def plan(run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Path, sample_size: int) -> None:
-    """What a night would send: per campaign, the funnel from segment to targeted with every reason,
-    and a sample of target rows. Reads the current warehouse; renders and sends nothing."""
-    from campaign_orchestrator.definitions import DefinitionError
-    from campaign_orchestrator.pipeline import Run, plan_stage
-    from campaign_orchestrator.targeting import REASONS
-
-    run = Run(_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
-    try:
-        detail = plan_stage(run, sample_size=sample_size)
-    except DefinitionError as exc:
-        raise click.ClickException(str(exc)) from None
-    header = ["campaign", "segment", *REASONS, "targeted"]
-    rows = [
-        [cid, str(f["segment_size"]), *(str(f["excluded"].get(r, 0)) for r in REASONS), str(f["targeted"])]
-        for cid, f in detail["funnel"].items()
-    ]
-    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
-    for line in (header, *rows):
-        click.echo(
-            "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths, strict=True)))
-        )
-    for cid, sample in detail["samples"].items():
-        if sample:
-            shown = ", ".join(f"{r['customer_id']} ({r['variant']}, {r['send_at']})" for r in sample)
-            click.echo(f"\n{cid}: {shown}")
-    click.echo(f"\nplanned for {run_date}; nothing was rendered or sent")
-
-
-@main.command()
-@click.argument("campaign")
-@click.option("--date", "run_date", callback=_date, help="Run date (default today, UTC).")
-@click.option("--customer", "customer_ids", multiple=True, help="A customer id; repeat for several.")
-@click.option("--sample", "sample_size", default=5, show_default=True, type=click.IntRange(1, 200))
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML page.")
-@warehouse_option
-@config_option
-@contracts_option
-def preview(
-    campaign: str,
-    run_date: dt.date | None,
-    customer_ids: tuple[str, ...],
-    sample_size: int,
-    html_file: Path | None,
-    warehouse: str,
-    config_dir: Path,
-    contracts_dir: Path,
-) -> None:
-    """A campaign's message rendered for real customers (by id, or a sample of its target list),
-    in the terminal and optionally as an HTML page of push, in-app and email mock-ups. Sends nothing."""
-    from campaign_orchestrator.contracts import template_variables
-    from campaign_orchestrator.definitions import DefinitionError
-    from campaign_orchestrator.pipeline import Run
-    from campaign_orchestrator.preview import PreviewError, as_html, as_text, preview_campaign
-    from campaign_orchestrator.templates import RenderError
-
-    day = run_date or dt.datetime.now(dt.UTC).date()
-    run = Run(_config(day, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
-    try:
-        messages = preview_campaign(
-            run.engine,
-            run.definitions,
-            template_variables(run.contracts),
-            campaign,
-            day,
-            list(customer_ids) or None,
-            sample_size,
-        )
-    except (DefinitionError, RenderError, PreviewError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if not messages:
-        raise click.ClickException("no customers to preview: import data first (campaigns import or run)")
-    click.echo(as_text(messages))
-    failed = sum(1 for m in messages if m.error)
-    click.echo(f"{len(messages)} previewed, {failed} would not be sent (render errors); nothing was sent")
-    if html_file is not None:
-        html_file.write_text(as_html(campaign, day, messages), encoding="utf-8")
-        click.echo(f"html: {html_file}")
-
-
-@main.command()
-@click.argument("segment")
-@click.option("--date", "run_date", callback=_date, help="Run date the rule is evaluated for (default today, UTC).")
-@warehouse_option
-@config_option
-@contracts_option
-@click.option("--sample", "sample_size", default=5, show_default=True, type=click.IntRange(0, 100))
-def estimate(
-    segment: str, run_date: dt.date | None, warehouse: str, config_dir: Path, contracts_dir: Path, sample_size: int
-) -> None:
-    """How many customers a segment has on the current data, the change since its last run, a sample."""
-    import time
-
-    from campaign_orchestrator.definitions import DefinitionError
-    from campaign_orchestrator.pipeline import Run
-    from campaign_orchestrator.segments import estimate as estimate_segment
-
-    when = run_date or dt.datetime.now(dt.UTC).date()
-    run = Run(_config(when, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
-    try:
-        defs = run.definitions
-    except DefinitionError as exc:
-        raise click.ClickException(str(exc)) from None
-    if segment not in defs.segments:
-        raise click.ClickException(f"unknown segment {segment!r}; known: {', '.join(sorted(defs.segments))}")
-    t0 = time.perf_counter()
-    with run.engine.connect() as conn:
-        est = estimate_segment(
-            conn, segment, defs.rules(), defs.vocabulary, when, defs.lifecycle_specs(), sample_size=sample_size
-        )
-    click.echo(f"segment {segment} on {when}: {est.size:,} customers ({time.perf_counter() - t0:.1f}s)")
-    if est.previous_size is None:
-        click.echo("no earlier run of this segment to compare with")
-    else:
-        click.echo(f"change since the run of {est.previous_run_date}: {est.change:+,} (was {est.previous_size:,})")
-    if est.sample:
-        click.echo("sample: " + ", ".join(est.sample))
-
-
-@main.command()
-@config_option
-@contracts_option
-def validate(config_dir: Path, contracts_dir: Path) -> None:
-    """Check every definition in the marketing folder against the data contracts."""
-    from campaign_orchestrator.contracts import load_contracts, template_samples, template_variables, vocabulary
-    from campaign_orchestrator.definitions import DefinitionError, load_definitions
-    from campaign_orchestrator.sources import load_sources_config
-    from campaign_orchestrator.template_lint import lint_templates
-
-    contracts = load_contracts(contracts_dir)
-    try:
-        lists = frozenset(load_sources_config(contracts_dir / "sources.yaml").lists)
-        defs = load_definitions(config_dir, vocabulary(contracts, lists))
-    except DefinitionError as exc:
-        raise click.ClickException(str(exc)) from None
-    problems = lint_templates(defs, template_variables(contracts), template_samples(contracts))
-    if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) in the templates:\n" + "\n".join(problems))
-    click.echo(f"ok: {len(defs.segments)} segments, {len(defs.campaigns)} campaigns, {len(defs.templates)} templates")
-
-
-@main.command()
 @click.option(
     "--dialect", type=click.Choice(["sqlite", "postgresql", "mysql"]), default="postgresql", show_default=True
 )
@@ -502,7 +294,7 @@ def schema(dialect: str, json_dir: Path | None) -> None:
 
 @main.command()
 @click.option("--customers", default=20_000, show_default=True, type=click.IntRange(1))
-@click.option("--date", "run_date", callback=_date, help="Run date (default today, UTC).")
+@click.option("--date", "run_date", callback=parse_date, help="Run date (default today, UTC).")
 @click.option("--workdir", default=".demo", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 def demo(customers: int, run_date: dt.date | None, workdir: Path) -> None:
     """Generate data, start the simulator, run the DAG through Airflow, print the summary."""
@@ -543,6 +335,10 @@ def bench(
     )
     click.echo(table(results))
     click.echo(f"results: {workdir / 'results.json'}")
+
+
+for _command in (plan, estimate, preview, validate):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,8 +112,13 @@ def validate_definitions(run: Run) -> dict[str, Any]:
 
     with run.stage("validate") as detail:
         defs = run.definitions
+        # The night depends on the templates of tonight's campaigns; `campaigns validate` lints all.
+        tonight = {t for c in defs.active_campaigns(run.config.run_date) for t in c.variant_templates.values()}
         problems = lint_templates(
-            defs, contracts_mod.template_variables(run.contracts), contracts_mod.template_samples(run.contracts)
+            defs,
+            contracts_mod.template_variables(run.contracts),
+            contracts_mod.template_samples(run.contracts),
+            only=tonight,
         )
         if problems:
             raise DefinitionError(problems)
@@ -303,6 +308,7 @@ def deliver_stage(
     the CLI sends shard after shard (concurrent_shards=1), each with the whole budget."""
     from campaign_orchestrator.delivery import deliver_shard
 
+    _require_rendered(run)
     with run.stage(f"deliver[{shard}]") as detail:
         report = deliver_shard(
             run.engine,
@@ -316,6 +322,27 @@ def deliver_stage(
         detail.update(report.as_dict())
         detail["rows"] = report.total_sent
     return detail
+
+
+class NotRendered(RuntimeError):
+    """Delivery was asked for a date whose latest render did not finish: held campaigns are unknown."""
+
+
+def _require_rendered(run: Run) -> None:
+    import sqlalchemy as sa
+
+    with run.engine.connect() as conn:
+        last = conn.execute(
+            sa.select(run_log.c.detail)
+            .where(run_log.c.run_date == run.config.run_date, run_log.c.stage == "render")
+            .order_by(run_log.c.started_at.desc())
+            .limit(1)
+        ).scalar()
+    if last is not None and json.loads(last).get("status") != "ok":
+        raise NotRendered(
+            f"the latest render for {run.config.run_date} did not finish, so which campaigns must be held "
+            "is not known: render again (campaigns run, or clear render_messages) before delivering"
+        )
 
 
 def held_campaigns(run: Run) -> dict[str, int]:
@@ -373,11 +400,11 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
     run = Run(config)
     try:
         validate_definitions(run)
+        notices_stage(run)
         import_stage(run)
         segments_stage(run)
         targets_stage(run)
         render_stage(run)
-        notices_stage(run)
         for shard in delivery_shards(run):
             deliver_stage(run, shard, resolver, concurrent_shards=1)
     except Exception:

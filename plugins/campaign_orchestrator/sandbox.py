@@ -11,7 +11,8 @@ as 3.1.6, so the attack surface is cut at every level we control:
 - filters: an allow-list of plain string/number filters plus vetted ones that format dates,
   money and numbers in the customer's locale, time zone and currency;
 - operators: `**` is refused, `*` on text and `replace` cannot grow text past the field limit,
-  and `%` formatting of text is refused (width tricks build huge strings);
+  lists (literals only) can be neither repeated nor added, and `%` formatting of text is refused
+  (width tricks build huge strings); only text, numbers and dates are output;
 - output: each field is capped (MAX_FIELD_CHARS) and the caller times each message.
 """
 
@@ -109,15 +110,21 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
             and len(left) + len(right) > MAX_FIELD_CHARS
         ):
             raise jinja2.exceptions.SecurityError("text longer than the field limit")
+        if operator in ("*", "+") and (isinstance(left, list | tuple) or isinstance(right, list | tuple)):
+            # [[x]*n]*n nests sizes the length checks below cannot see: lists only ever hold literals.
+            raise jinja2.exceptions.SecurityError("lists cannot be repeated or added")
         if operator == "*":
-            text, factor = (left, right) if isinstance(left, str | list | tuple) else (right, left)
-            if (
-                isinstance(text, str | list | tuple)
-                and isinstance(factor, int)
-                and len(text) * factor > MAX_FIELD_CHARS
-            ):
+            text, factor = (left, right) if isinstance(left, str) else (right, left)
+            if isinstance(text, str) and isinstance(factor, int) and len(text) * factor > MAX_FIELD_CHARS:
                 raise jinja2.exceptions.SecurityError("repetition longer than the field limit")
         return super().call_binop(context, operator, left, right)
+
+
+def _scalar_only(value: Any) -> Any:
+    """Every {{ }} output: text, numbers, dates; a list or mapping printed whole is refused."""
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        raise jinja2.exceptions.SecurityError("only text, numbers and dates can be output")
+    return value
 
 
 def check_grammar(parsed: nodes.Template) -> None:
@@ -252,7 +259,11 @@ ALLOWED_FILTERS = PLAIN_FILTERS | VETTED_FILTERS.keys()
 
 def build_environment(autoescape: bool = False) -> jinja2.Environment:
     env = MessageEnvironment(
-        autoescape=autoescape, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_scalar_only,
     )
     env.globals.clear()
     env.filters = {name: f for name, f in env.filters.items() if name in PLAIN_FILTERS} | VETTED_FILTERS

@@ -9,6 +9,7 @@ deep-link registry. Per-customer overflows still happen at render time and go to
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,12 @@ from campaign_orchestrator.template_spec import missing_translations
 from campaign_orchestrator.templates import CONTEXT_VARIABLES, CompiledTemplate, RenderError
 
 PLACEHOLDER = "sample"
+CONTEXT_SAMPLES = {
+    "campaign_id": "sample_campaign",
+    "customer_id": "C0000001",
+    "variant": "default",
+    "send_at": dt.datetime(2026, 1, 15, 18, 30),
+}
 
 
 def lint_templates(
@@ -23,12 +30,15 @@ def lint_templates(
     template_variables: set[str],
     samples: Mapping[str, Any] | None = None,
     required_variables: frozenset[str] = frozenset(),
+    only: set[str] | None = None,
 ) -> list[str]:
     """Every problem as 'file: templates[i]: where: what'; an empty list means the templates are fine."""
     policy = definitions.render_policy()
     problems: list[str] = []
     compiled_ok: dict[str, CompiledTemplate] = {}
     for template in definitions.templates.values():
+        if only is not None and template.id not in only:
+            continue
         where = definitions.sources.get(f"templates:{template.id}", f"template {template.id}")
         try:
             compiled = CompiledTemplate(template, template_variables, policy)
@@ -46,15 +56,16 @@ def lint_templates(
                     f"{where}: {label}: no default for {sorted(undeclared)}; a customer without a value would "
                     "get empty text (add them under defaults, or under required to not send without them)"
                 )
-            sample = {
-                name: locale.defaults.get(name) or (samples or {}).get(name, PLACEHOLDER) for name in locale.variables
-            }
+            known = {**CONTEXT_SAMPLES, **(samples or {})}
+            sample = {name: locale.defaults.get(name) or known.get(name, PLACEHOLDER) for name in locale.variables}
             try:
                 compiled.render_locale(locale, sample)
             except RenderError as exc:
                 problems.append(f"{where}: {label}.{exc} (rendered with the declared defaults)")
         compiled_ok[template.id] = compiled
     for campaign in definitions.campaigns.values():
+        if only is not None and not set(campaign.variant_templates.values()) & only:
+            continue
         for template_id in campaign.variant_templates.values():
             checked = compiled_ok.get(template_id)
             if checked is None:

@@ -112,6 +112,12 @@ PAYLOADS = [
     "{{ 9 ** 9 ** 9 }}",
     "{{ 10 ** 100 ** 100 }}",
     "{{ ('x' * 4000) + ('x' * 4000) }}",
+    "{{ [['x' * 4096] * 4096] * 4096 }}",
+    "{% if first_name == 'zz' %}{{ [['x' * 4096] * 4096] * 4096 }}{% endif %}",
+    "{{ (['x' * 4096] + ['x' * 4096]) * 2 }}",
+    "{{ ['x' * 4096, 'x' * 4096, 'x' * 4096] }}",
+    "{{ ('x' * 4096) ~ ('x' * 4096) ~ ('x' * 4096) }}",
+    "{{ [first_name] * 2 }}",
     "{{ first_name|replace('', 'x' * 4000) }}",
     "{{ 'a'|replace('a', 'aaaa')|replace('a', 'aaaa')|replace('a', 'aaaa')|replace('a', 'aaaa')"
     "|replace('a', 'aaaa')|replace('a', 'aaaa')|replace('a', 'aaaa') }}",
@@ -180,9 +186,12 @@ def push(title: str) -> Template:
     return Template(id="t", channel="push", content={"title": title, "body": "b"})
 
 
-def test_the_corpus_has_at_least_fifty_payloads():
-    assert len(PAYLOADS) >= 50
-    assert len(set(PAYLOADS)) == len(PAYLOADS)
+def test_a_nested_list_bomb_is_refused_for_the_one_customer_it_targets():
+    """Lint renders with defaults and never takes this branch; the render for 'zz' must refuse it."""
+    t = CompiledTemplate(push("{% if first_name == 'zz' %}{{ [['x' * 4096] * 4096] * 4096 }}{% endif %}"), VARIABLES)
+    assert t.render(VALUES)["title"] == ""
+    with pytest.raises(RenderError, match="lists cannot be repeated"):
+        t.render({**VALUES, "first_name": "zz"})
 
 
 def _warm_up() -> None:

@@ -55,7 +55,7 @@ def test_the_stages_run_in_order(dagbag):
     ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
-    assert dag.get_task("publish_notices").upstream_task_ids == {"render_messages"}
+    assert dag.get_task("publish_notices").upstream_task_ids == {"validate_definitions"}
     assert "write_report" in dag.get_task("publish_notices").downstream_task_ids
     assert dag.schedule is not None and not dag.catchup and dag.max_active_runs == 1
 

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -111,7 +111,7 @@ COLUMNS = (
 
 def set_by_message_id(
     conn: Connection,
-    rows: list[tuple[str, Any]],
+    rows: Sequence[tuple[Any, ...]],
     columns: dict[str, int],
     fixed: dict[str, Any] | None = None,
     where: list[sa.ColumnElement[bool]] | None = None,
@@ -193,6 +193,7 @@ class ShardDelivery:
                 max_attempts=self.settings.max_attempts,
                 timeout_s=self.settings.timeout_s,
                 now=self.clock,
+                honours_idempotency_key=dest.honours_idempotency_key,
                 **kwargs,
             )
         return self._clients[destination]
@@ -212,12 +213,16 @@ class ShardDelivery:
             .values(state="pending", updated_at=self.clock())
         )
 
-    def _claim(self) -> tuple[str, list[Any], bool]:
-        """A claim id, the rows this worker now owns under it, and whether any pending rows were seen.
+    def _claim(self) -> tuple[str, list[Any], list[tuple[str, list[Any]]], bool]:
+        """A claim id, the rows this worker now owns under it, their provider batches as (key, rows),
+        and whether any pending rows were seen.
 
         One conditional UPDATE takes up to claim_size pending rows (the derived table keeps the
         LIMIT legal on MySQL); the outer `state = 'pending'` is re-checked under the row lock, so
-        two workers can never both take a row.
+        two workers can never both take a row. The batches' keys are written in the same
+        transaction, so whoever takes the claim over later resends exactly these requests. Rows
+        that come back from `failed` keep the key of the request that failed: they may have been
+        accepted, and only the same key lets the provider recognise them.
         """
         claim_id = str(uuid.uuid4())
         picked = (
@@ -233,9 +238,8 @@ class ShardDelivery:
                 .where(outbox.c.message_id.in_(sa.select(picked.c.message_id)), outbox.c.state == "pending")
                 .values(state="in_flight", claim_id=claim_id, attempts=outbox.c.attempts + 1, updated_at=self.clock())
             ).rowcount
-        if not taken:
-            return claim_id, [], self._any_pending()
-        with self.engine.begin() as conn:
+            if not taken:
+                return claim_id, [], [], self._any_pending()
             rows = list(
                 conn.execute(
                     sa.select(*COLUMNS)
@@ -243,13 +247,23 @@ class ShardDelivery:
                     .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
                 ).all()
             )
-            # Remember each provider batch's key, so a crash can be resolved by resending the same batch.
+            provider_rows = [r for r in rows if not self._is_store(r.destination)]
+            batches = self._keyed(r for r in provider_rows if r.request_key)
             keys: list[tuple[str, Any]] = []
-            for group in self._groups(r for r in rows if not self._is_store(r.destination)):
+            for group in self._groups(r for r in provider_rows if not r.request_key):
                 key = request_key([m.message_id for m in group])
                 keys.extend((m.message_id, key) for m in group)
+                batches.append((key, group))
             set_by_message_id(conn, keys, {"request_key": 1})
-        return claim_id, rows, True
+        return claim_id, rows, batches, True
+
+    @staticmethod
+    def _keyed(rows: Iterable[Any]) -> list[tuple[str, list[Any]]]:
+        """Rows that already carry a request key, grouped by it: the same requests as before."""
+        by_key: dict[str, list[Any]] = defaultdict(list)
+        for r in rows:
+            by_key[r.request_key].append(r)
+        return list(by_key.items())
 
     def _any_pending(self) -> bool:
         with self.engine.connect() as conn:
@@ -279,45 +293,57 @@ class ShardDelivery:
     def _is_store(self, destination: str) -> bool:
         return self.definitions.settings.destinations[destination].kind == "message_store"
 
-    def _deliver_rows(self, claim_id: str, rows: list[Any], batches: list[list[Any]]) -> None:
-        with self._heartbeat(claim_id):
+    def _deliver_rows(self, claim_id: str, rows: list[Any], batches: list[tuple[str, list[Any]]]) -> None:
+        with self._heartbeat(claim_id) as lost:
             store_rows = [r for r in rows if self._is_store(r.destination)]
             if store_rows:
                 with self.engine.begin() as conn:
                     stored = store_messages(conn, store_rows, self.definitions.campaigns, self.clock(), claim_id)
                 for r in stored:
                     self.report.add(self.report.sent, r.campaign_id)
-            provider_batches = [b for b in batches if not self._is_store(b[0].destination)]
-            if not provider_batches:
+            if not batches:
                 return
             with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
-                outcomes = list(pool.map(self._send_batch, provider_batches))
-            self._record(claim_id, provider_batches, outcomes)
+                outcomes = list(pool.map(lambda b: self._send_batch(b, lost), batches))
+            if not lost.is_set():
+                self._record(claim_id, [rows for _, rows in batches], outcomes)
 
     @contextmanager
-    def _heartbeat(self, claim_id: str) -> Iterator[None]:
-        """Touch the claim every quarter lease while it is worked on, so nobody takes it over."""
-        stop = threading.Event()
+    def _heartbeat(self, claim_id: str) -> Iterator[threading.Event]:
+        """Touch the claim every quarter lease while it is worked on, so nobody takes it over.
+        Yields an event set when the lease is lost (another worker took the claim, or the
+        warehouse could not be reached): from then on this worker sends nothing more of it."""
+        stop, lost = threading.Event(), threading.Event()
         every = self.settings.lease_s / 4
 
         def beat() -> None:
             while not stop.wait(every):
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        outbox.update()
-                        .where(outbox.c.claim_id == claim_id, outbox.c.state == "in_flight")
-                        .values(updated_at=self.clock())
-                    )
+                try:
+                    with self.engine.begin() as conn:
+                        touched = conn.execute(
+                            outbox.update()
+                            .where(outbox.c.claim_id == claim_id, outbox.c.state == "in_flight")
+                            .values(updated_at=self.clock())
+                        ).rowcount
+                except Exception:
+                    log.exception("shard %d: could not renew a delivery claim; stopping it", self.shard)
+                    touched = 0
+                if not touched:
+                    lost.set()
+                    return
 
         thread = threading.Thread(target=beat, name=f"claim-heartbeat-{self.shard}", daemon=True)
         thread.start()
         try:
-            yield
+            yield lost
         finally:
             stop.set()
             thread.join()
 
-    def _send_batch(self, rows: list[Any]) -> BatchOutcome:
+    def _send_batch(self, keyed: tuple[str, list[Any]], lost: threading.Event) -> BatchOutcome:
+        key, rows = keyed
+        if lost.is_set():
+            return BatchOutcome()  # the claim is someone else's now: they resend it with the same key
         first = rows[0]
         campaign = self.definitions.campaigns[first.campaign_id]
         assert campaign.provider_campaign_id is not None
@@ -325,6 +351,7 @@ class ShardDelivery:
             provider_campaign_id=campaign.provider_campaign_id,
             send_at=first.send_at,
             messages=tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in rows),
+            key=key,
         )
         return self.client(first.destination).send(batch)
 
@@ -333,6 +360,7 @@ class ShardDelivery:
         in flight under this claim (a worker whose lease was taken over records nothing)."""
         now = self.clock()
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)  # (state, detail) -> message ids
+        failed: list[tuple[str, str, str]] = []  # message id, error, key of the request that gave up
         for rows, outcome in zip(batches, outcomes, strict=True):
             self.report.requests += outcome.requests
             campaign_id = rows[0].campaign_id
@@ -351,8 +379,12 @@ class ShardDelivery:
                     self.report.add(self.report.dead, r.campaign_id)
                     if len(self.report.dead_samples) < 10:
                         self.report.dead_samples.append(f"{r.campaign_id}: {outcome.dead[r.message_id]}")
+                elif r.message_id in outcome.unknown:
+                    groups[("unknown", outcome.unknown[r.message_id])].append(r.message_id)
+                    self.report.unknown += 1
                 else:
-                    groups[("failed", outcome.failed.get(r.message_id, "no outcome"))].append(r.message_id)
+                    error = outcome.failed.get(r.message_id, "no outcome")
+                    failed.append((r.message_id, error, outcome.failed_keys.get(r.message_id, r.request_key)))
                     self.report.add(self.report.failed, r.campaign_id)
         sent = [(mid, detail) for (state, detail), ids in groups.items() if state == "sent" for mid in ids]
         with self.engine.begin() as conn:
@@ -362,6 +394,14 @@ class ShardDelivery:
                 sent,
                 {"dispatch_id": 1},
                 fixed={"state": "sent", "sent_at": now, "updated_at": now, "last_error": None},
+                where=[outbox.c.state == "in_flight", outbox.c.claim_id == claim_id],
+            )
+            # Failed rows keep the key of the request that gave up: a retry must reuse it.
+            set_by_message_id(
+                conn,
+                failed,
+                {"last_error": 1, "request_key": 2},
+                fixed={"state": "failed", "updated_at": now},
                 where=[outbox.c.state == "in_flight", outbox.c.claim_id == claim_id],
             )
             for (state, detail), ids in groups.items():
@@ -414,13 +454,16 @@ class ShardDelivery:
     def _resolve_taken_over(self, claim_id: str) -> None:
         with self.engine.connect() as conn:
             stuck = conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all()
-        by_request: dict[str, list[Any]] = defaultdict(list)
+        store_rows: list[Any] = []
+        resend: list[Any] = []
         unknown: list[str] = []
         for r in stuck:
             dest = self.definitions.settings.destinations.get(r.destination)
-            if dest is not None and (dest.kind == "message_store" or dest.honours_idempotency_key):
-                by_request[r.request_key or r.message_id].append(r)
-            else:
+            if dest is not None and dest.kind == "message_store":
+                store_rows.append(r)
+            elif dest is not None and dest.honours_idempotency_key and r.request_key:
+                resend.append(r)
+            else:  # no idempotency, or no key recorded: it may have gone out; never guess
                 unknown.append(r.message_id)
         if unknown:
             with self.engine.begin() as conn:
@@ -442,21 +485,21 @@ class ShardDelivery:
             log.warning(
                 "shard %d: %d messages were in flight when a worker stopped; marked unknown", self.shard, len(unknown)
             )
-        batches = list(by_request.values())
-        if batches:
-            self.report.resent_in_flight += sum(len(b) for b in batches)
-            self._deliver_rows(claim_id, [r for b in batches for r in b], batches)
+        batches = self._keyed(resend)
+        if batches or store_rows:
+            self.report.resent_in_flight += len(resend)
+            self._deliver_rows(claim_id, store_rows + resend, batches)
 
     def run(self) -> DeliveryReport:
         with self.engine.begin() as conn:
             self._requeue_failed(conn)
         self._recover_in_flight()
         while True:
-            claim_id, rows, seen = self._claim()
+            claim_id, rows, batches, seen = self._claim()
             if not seen:
                 break
             if rows:
-                self._deliver_rows(claim_id, rows, self._groups(rows))
+                self._deliver_rows(claim_id, rows, batches)
         # Another worker's live claim in this shard: wait for it, or take it over when its lease ends.
         started = time.monotonic()
         deadline = started + self.settings.lease_s * 2 + 5

@@ -24,7 +24,7 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
@@ -38,9 +38,13 @@ SCHEDULE_MARGIN = dt.timedelta(minutes=1)  # closer than this to now, a send is 
 
 
 class RetryableError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    """A transient failure. `ambiguous`: the provider may have accepted the request anyway (read
+    timeout, connection lost after sending, 500/502/504), so only an idempotent resend is safe."""
+
+    def __init__(self, message: str, retry_after: float | None = None, ambiguous: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,11 @@ class Batch:
     provider_campaign_id: str
     send_at: dt.datetime  # naive UTC
     messages: tuple[Message, ...]
+    key: str | None = None  # the ledger's key for this request; by default derived from the message ids
 
     @property
     def idempotency_key(self) -> str:
-        return request_key([m.message_id for m in self.messages])
+        return self.key or request_key([m.message_id for m in self.messages])
 
 
 @dataclass
@@ -66,6 +71,8 @@ class BatchOutcome:
     sent: dict[str, str] = field(default_factory=dict)  # message id -> dispatch id
     dead: dict[str, str] = field(default_factory=dict)  # message id -> provider's message
     failed: dict[str, str] = field(default_factory=dict)  # retryable, gave up for now
+    failed_keys: dict[str, str] = field(default_factory=dict)  # message id -> key of the request that gave up
+    unknown: dict[str, str] = field(default_factory=dict)  # may have been delivered; not retried
     requests: int = 0
     retried: int = 0
     throttled_s: float = 0.0
@@ -135,8 +142,10 @@ class ProviderClient:
         timeout_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        honours_idempotency_key: bool = True,
     ) -> None:
         self.endpoint = endpoint
+        self.honours_idempotency_key = honours_idempotency_key
         self.bucket = bucket
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
@@ -177,12 +186,19 @@ class ProviderClient:
                 headers={"Idempotency-Key": batch.idempotency_key},
                 timeout=self.timeout_s,
             )
+        except requests.ConnectTimeout:
+            raise RetryableError("ConnectTimeout") from None  # never reached the provider
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise RetryableError(f"{type(exc).__name__}") from None
+            refused = "NewConnectionError" in repr(exc) or "Connection refused" in str(exc)
+            raise RetryableError(type(exc).__name__, ambiguous=not refused) from None
         self.bucket.observe(_header_int(response, "X-RateLimit-Remaining"), _header_int(response, "X-RateLimit-Reset"))
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = _header_int(response, "Retry-After")
-            raise RetryableError(f"HTTP {response.status_code}", float(retry_after) if retry_after else None)
+            raise RetryableError(
+                f"HTTP {response.status_code}",
+                float(retry_after) if retry_after else None,
+                ambiguous=response.status_code not in (429, 503),  # refused before processing
+            )
         try:
             doc: dict[str, Any] = response.json()
         except ValueError:
@@ -201,19 +217,25 @@ class ProviderClient:
             self._local.throttled = getattr(self._local, "throttled", 0.0) + base
         return base
 
+    def _may_retry(self, exc: BaseException) -> bool:
+        """Transient failures are retried; ambiguous ones only where the key makes a resend safe."""
+        return isinstance(exc, RetryableError) and (self.honours_idempotency_key or not exc.ambiguous)
+
     def post(self, batch: Batch) -> tuple[dict[str, Any], int]:
         """Send one request, retrying transient failures; returns (response document, attempts)."""
         attempts = 0
         retrying = Retrying(
-            retry=retry_if_exception_type(RetryableError),
+            retry=retry_if_exception(self._may_retry),
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
             sleep=self.sleep,
             reraise=True,
         )
+        self._local.attempts = 0
         for attempt in retrying:
             with attempt:
                 attempts += 1
+                self._local.attempts = attempts
                 return self._post_once(batch), attempts
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -227,11 +249,16 @@ class ProviderClient:
         try:
             doc, attempts = self.post(batch)
         except RetryableError as exc:
-            outcome.requests += self.max_attempts
-            outcome.retried += self.max_attempts - 1
+            outcome.requests += self._local.attempts
+            outcome.retried += self._local.attempts - 1
             outcome.throttled_s += self._local.throttled
+            if exc.ambiguous and not self.honours_idempotency_key:
+                for m in batch.messages:
+                    outcome.unknown[m.message_id] = f"possibly delivered: {exc}; not resent (no idempotency key)"
+                return
             for m in batch.messages:
-                outcome.failed[m.message_id] = f"gave up after {self.max_attempts} attempts: {exc}"
+                outcome.failed[m.message_id] = f"gave up after {self._local.attempts} attempts: {exc}"
+                outcome.failed_keys[m.message_id] = batch.idempotency_key
             return
         outcome.requests += attempts
         outcome.retried += attempts - 1
