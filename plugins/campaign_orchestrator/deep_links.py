@@ -24,8 +24,7 @@ class Route(BaseModel):
 
     route: str = Field(pattern=r"^[a-z][a-z0-9+.-]*://\S*$", description="e.g. shop://product/{sku}")
     active: bool = True
-    retired_on: dt.date | None = None
-    apps: list[str] = Field(default_factory=list, description="app ids that handle it; empty: all")
+    retired_on: dt.date | None = Field(default=None, description="from this day the route is gone, active or not")
     description: str | None = None
 
 
@@ -52,7 +51,8 @@ class DeepLinkRegistry:
         matched = [r for r in self.routes if _pattern(r.route).fullmatch(link)]
         if not matched:
             return f"not a route in {self.path}"
-        if not any(r.active for r in matched):
+        today = dt.date.today()
+        if not any(r.active and (r.retired_on is None or r.retired_on > today) for r in matched):
             retired = next((r.retired_on for r in matched if r.retired_on), None)
             when = f" on {retired.isoformat()}" if retired else ""
             return f"route {matched[0].route!r} was retired{when} ({self.path})"

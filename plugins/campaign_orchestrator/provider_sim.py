@@ -59,7 +59,16 @@ class Faults:
         if "rate_limit_per_hour" in values:  # the older spelling
             values["rate_limit"], values["rate_window_s"] = values.pop("rate_limit_per_hour"), 3600.0
         values["reject_ids"] = set(values.get("reject_ids", []))
-        return cls(**values)
+        faults = cls(**values)
+        numbers = {k: v for k, v in vars(faults).items() if k not in ("reject_ids",)}
+        if not all(isinstance(v, int | float) for v in numbers.values()):
+            raise ValueError(f"fault settings must be numbers: {numbers}")
+        if faults.rate_limit <= 0 or faults.rate_window_s <= 0 or faults.hold_s < 0 or faults.latency_ms < 0:
+            raise ValueError("rate_limit and rate_window_s must be positive; hold_s and latency_ms not negative")
+        shares = ("error_rate", "timeout_rate", "drop_rate", "accept_then_504_rate")
+        if any(not 0 <= numbers[s] <= 1 for s in shares) or sum(numbers[s] for s in shares) > 1:
+            raise ValueError(f"{', '.join(shares)} are shares between 0 and 1 that add up to at most 1")
+        return faults
 
 
 @dataclass

@@ -83,9 +83,9 @@ def load_public_messages(config_dir: Path, problems: list[str]) -> list[PublicMe
 
 
 def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
+    from campaign_orchestrator.targeting import naive_utc
+
+    return value if value is None or value.tzinfo is None else naive_utc(value)
 
 
 def publish_public_messages(conn: Connection, messages: list[PublicMessage], now: dt.datetime) -> dict[str, int]:

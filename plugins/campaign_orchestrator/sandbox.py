@@ -254,7 +254,6 @@ VETTED_FILTERS = {
     "number": number,
     "replace": _guarded_replace,
 }
-ALLOWED_FILTERS = PLAIN_FILTERS | VETTED_FILTERS.keys()
 
 
 def build_environment(autoescape: bool = False) -> jinja2.Environment:

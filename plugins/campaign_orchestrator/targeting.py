@@ -121,16 +121,16 @@ def slot_for(
         local = local.astimezone(dt.UTC).astimezone(tz)  # normalise a time skipped by a DST change
     if quiet is not None and quiet.contains(local.time().replace(second=0, microsecond=0)):
         if quiet.fallback == "drop":
-            return Slot(_utc(local), dropped=True)
+            return Slot(naive_utc(local), dropped=True)
         end = clock(quiet.end)
         moved = dt.datetime.combine(local.date(), end, tzinfo=tz)
         if moved <= local:
             moved = dt.datetime.combine(local.date() + dt.timedelta(days=1), end, tzinfo=tz)
         local = moved.astimezone(dt.UTC).astimezone(tz)
-    return Slot(_utc(local), dropped=False)
+    return Slot(naive_utc(local), dropped=False)
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
+def naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 

@@ -76,7 +76,6 @@ DEFAULT_LIMITS: dict[str, dict[str, int]] = {
     "email": {"subject": 150, "preheader": 140},
 }
 HTML_FIELDS = frozenset({"html"})
-LINK_FIELDS = frozenset({"deep_link"})
 
 
 def normalise_locale(value: str | None) -> str:

@@ -56,3 +56,10 @@ def test_a_broken_registry_is_a_definition_problem(tmp_path):
 
 def test_no_registry_means_links_are_not_checked(tmp_path):
     assert load_registry(tmp_path, []) is None
+
+
+def test_a_route_past_its_retirement_day_is_gone_even_if_still_marked_active(tmp_path):
+    reg, _ = registry(tmp_path, 'routes:\n  - route: "shop://a"\n    retired_on: 2020-01-01\n  - route: "shop://b"\n')
+    assert reg is not None
+    assert "was retired on 2020-01-01" in (reg.check("shop://a") or "")
+    assert reg.check("shop://b") is None

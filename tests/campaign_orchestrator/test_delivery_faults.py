@@ -202,7 +202,7 @@ def test_without_idempotency_an_ambiguous_failure_is_unknown_never_resent(wareho
     settings_path.write_text(
         settings_path.read_text().replace("honours_idempotency_key: true", "honours_idempotency_key: false")
     )
-    defs, ids = seed(warehouse, repo, marketing, n=100)
+    defs, _ = seed(warehouse, repo, marketing, n=100)
     assert not defs.settings.destinations["braze"].honours_idempotency_key
     set_faults(url, accept_then_504_rate=0.3, storm_s=0.3, seed=3)
     resolver = lambda _conn_id: ProviderEndpoint(url, "k")  # noqa: E731

@@ -59,3 +59,20 @@ def test_injected_faults(simulator):
     assert post(simulator, SEND, {"campaign_id": "c", "recipients": recipients(1)}).status_code == 503
     bad = post(simulator, SEND, {"campaign_id": "c", "recipients": recipients(3)})
     assert bad.status_code == 400 and "U2" in bad.json()["message"]
+
+
+def test_fault_settings_are_checked_when_given():
+    import pytest
+
+    from campaign_orchestrator.provider_sim import Faults
+
+    for bad in (
+        {"rate_limit": 0},
+        {"error_rate": 1.5},
+        {"error_rate": 0.6, "drop_rate": 0.6},
+        {"hold_s": "x"},
+        {"nope": 1},
+    ):
+        with pytest.raises(ValueError):
+            Faults.from_doc(bad)
+    assert Faults.from_doc({"error_rate": 0.2, "storm_s": 1}).error_rate == 0.2
