@@ -9,12 +9,13 @@ WAREHOUSE ?=
 
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: help install demo test test-fast lint typecheck bench schema clean
+.PHONY: help install demo test test-fast lint typecheck bench schema clean stack-test
 
 help:
 	@echo "make demo        generate sample data, run the nightly DAG through Airflow, print the summary"
 	@echo "make test        the test suite (SQLite always; PostgreSQL and MariaDB when reachable)"
 	@echo "make lint        ruff + mypy"
+	@echo "make stack-test  the compose topology as processes: Airflow (CeleryExecutor), PostgreSQL, Redis, simulator"
 	@echo "make bench       time each stage on CUSTOMERS (default 1,000,000) [WAREHOUSE=URL]"
 	@echo "make schema      regenerate sql/schema.<dialect>.sql and marketing/schema/*.schema.json"
 
@@ -34,6 +35,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not airflow" $(PYTEST_ARGS)
+
+stack-test: $(STAMP)
+	$(BIN)/campaigns stack-test --workdir .stack
 
 lint: $(STAMP)
 	$(BIN)/ruff check plugins dags tests
