@@ -313,6 +313,8 @@ def run_stack_test(
                 ).all()
             )
             stored = conn.execute(sa.text("SELECT count(*) FROM inapp_messages WHERE customer_id IS NOT NULL")).scalar()
+            not_sent = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar()
+            targeted = conn.execute(sa.text("SELECT count(*) FROM target_list")).scalar()
         engine.dispose()
         worker_log = (workdir / "logs" / "airflow-worker.log").read_text(errors="replace")
         result.update(
@@ -320,6 +322,8 @@ def run_stack_test(
             store_sent=int(sent.get("app_inbox", 0)),
             simulator=stats,
             inapp_rows=int(stored or 0),
+            not_sent=int(not_sent or 0),
+            targeted=int(targeted or 0),
             celery_workloads=worker_log.count("Executing workload in Celery"),
         )
         problems = []
@@ -329,6 +333,11 @@ def run_stack_test(
             problems.append(
                 f"simulator got {stats['recipients']} ({stats['duplicates']} duplicates), "
                 f"ledger says {result['provider_sent']}"
+            )
+        if result["not_sent"] or result["provider_sent"] + result["store_sent"] != result["targeted"]:
+            problems.append(
+                f"{result['targeted']} targeted, {result['provider_sent'] + result['store_sent']} sent, "
+                f"{result['not_sent']} in the outbox not sent"
             )
         if result["inapp_rows"] != result["store_sent"]:
             problems.append(f"{result['inapp_rows']} in-app rows for {result['store_sent']} sent")
