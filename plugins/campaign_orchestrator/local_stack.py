@@ -63,7 +63,7 @@ DAG_ID = "nightly_campaigns"
 
 
 class StackError(RuntimeError):
-    pass
+    """The stack did not come up, the run failed, or what arrived does not match the ledger."""
 
 
 def _free_port() -> int:

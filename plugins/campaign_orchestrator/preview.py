@@ -37,7 +37,7 @@ class PreviewMessage:
 
 
 class PreviewError(ValueError):
-    pass
+    """An unknown campaign or customer: said plainly, not as a traceback."""
 
 
 def preview_campaign(
