@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml
 
 REGISTRY_FILE = "deep_links.yaml"
 
@@ -64,13 +65,13 @@ def load_registry(config_dir: Path, problems: list[str]) -> DeepLinkRegistry | N
     path = config_dir / REGISTRY_FILE
     if not path.exists():
         return None
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        registry = RegistryFile.model_validate(doc or {"routes": []})
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})")
+    before = len(problems)
+    doc = read_yaml(path, problems)
+    if len(problems) > before:
         return None
+    try:
+        registry = RegistryFile.model_validate(doc or {"routes": []})
     except ValidationError as exc:
-        problems.extend(f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems.extend(pydantic_problems(path, "", exc))
         return None
     return DeepLinkRegistry(routes=tuple(registry.routes), path=f"{config_dir.name}/{REGISTRY_FILE}")

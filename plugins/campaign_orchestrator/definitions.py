@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaign_orchestrator.campaign_spec import (  # noqa: F401 - re-exported for callers
@@ -26,6 +25,7 @@ from campaign_orchestrator.campaign_spec import (  # noqa: F401 - re-exported fo
 )
 from campaign_orchestrator.deep_links import DeepLinkRegistry, load_registry
 from campaign_orchestrator.template_spec import DEFAULT_LIMITS, LOCALE_PATTERN, Template
+from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml
 
 
 class DefinitionError(ValueError):
@@ -174,26 +174,6 @@ class Definitions:
         return [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in self.lifecycles.values()]
 
 
-def _read_yaml(path: Path, problems: list[str]) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "?"
-        problems.append(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})")
-    except OSError as exc:
-        problems.append(f"{path}: cannot read ({exc.strerror})")
-    return None
-
-
-def _pydantic_problems(path: Path, prefix: str, exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        out.append(f"{path}: {loc}: {err['msg']}")
-    return out
-
-
 def _items(path: Path, doc: Any, key: str, problems: list[str]) -> list[tuple[str, Any]]:
     """A file holds either one definition or a list under `key`; return (path-in-file, item)."""
     if doc is None:
@@ -226,23 +206,23 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
     settings = Settings()
     settings_path = root / "settings.yaml"
     if settings_path.exists():
-        doc = _read_yaml(settings_path, problems)
+        doc = read_yaml(settings_path, problems)
         try:
             settings = Settings.model_validate(doc or {})
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(settings_path, "", exc))
+            problems.extend(pydantic_problems(settings_path, "", exc))
 
     origin: dict[str, str] = {}
 
     def load_kind(folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for path in sorted((root / folder).glob("*.y*ml")):
-            doc = _read_yaml(path, problems)
+            doc = read_yaml(path, problems)
             for where, item in _items(path, doc, key, problems):
                 try:
                     obj = model.model_validate(item)
                 except ValidationError as exc:
-                    problems.extend(_pydantic_problems(path, where, exc))
+                    problems.extend(pydantic_problems(path, where, exc))
                     continue
                 obj_id = obj.id  # type: ignore[attr-defined]
                 if obj_id in found:

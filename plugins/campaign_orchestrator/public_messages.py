@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.campaign_spec import ID_PATTERN
 from campaign_orchestrator.tables import inapp_messages
 from campaign_orchestrator.template_spec import InAppContent
+from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml
 
 NOTICES_FILE = "public_messages.yaml"
 NOTICE_NAMESPACE = uuid.UUID("0b8f4c7e-2d1a-4f5e-9c3b-7a6d5e4f3a21")
@@ -59,11 +59,7 @@ def load_public_messages(config_dir: Path, problems: list[str]) -> list[PublicMe
     path = config_dir / NOTICES_FILE
     if not path.exists():
         return []
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})")
-        return []
+    doc = read_yaml(path, problems) or {}
     items = doc.get("public_messages") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         problems.append(f"{path}: public_messages: must be a list")
@@ -73,10 +69,7 @@ def load_public_messages(config_dir: Path, problems: list[str]) -> list[PublicMe
         try:
             out.append(PublicMessage.model_validate(item))
         except ValidationError as exc:
-            problems.extend(
-                f"{path}: public_messages[{i}].{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems.extend(pydantic_problems(path, f"public_messages[{i}]", exc))
     ids = [m.id for m in out]
     problems.extend(f"{path}: public message {d!r} is listed twice" for d in {x for x in ids if ids.count(x) > 1})
     return out
