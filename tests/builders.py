@@ -126,3 +126,35 @@ def definitions(
 
     vocab = Vocabulary(attributes={"customer_id": "string", "tier": "string"}, segments=frozenset(segs))
     return Definitions(settings=settings, segments=segs, campaigns=camps, templates=templates, vocabulary=vocab)
+
+
+def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
+    """Put a night's target list into the ledger as sent, as the render and deliver stages would."""
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.outbox import OUTBOX_COLUMNS
+    from campaign_orchestrator.tables import outbox, target_list
+
+    t = target_list.c
+    conn.execute(
+        outbox.insert().from_select(
+            list(OUTBOX_COLUMNS),
+            sa.select(
+                t.campaign_id + ":" + t.customer_id + ":" + sa.cast(run_date.isoformat(), sa.String),
+                t.run_date,
+                t.run_date,
+                t.campaign_id,
+                t.customer_id,
+                t.variant,
+                sa.literal("push"),
+                sa.literal("braze"),
+                t.send_at,
+                sa.literal("{}"),
+                sa.literal("sent"),
+                sa.literal(1),
+                sa.literal(0),
+                sa.literal(now),
+                sa.literal(now),
+            ).where(t.run_date == run_date),
+        )
+    )

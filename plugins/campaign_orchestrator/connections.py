@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class ConnectionNotFound(LookupError):
-    pass
+    """A connection id with neither an Airflow connection nor an AIRFLOW_CONN_* variable."""
 
 
 @dataclass(frozen=True)

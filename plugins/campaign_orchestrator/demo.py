@@ -27,7 +27,7 @@ from campaign_orchestrator.demo_data import generate
 
 
 class DemoError(RuntimeError):
-    pass
+    """The demo could not run; the message says which step and where its log is."""
 
 
 @contextmanager

@@ -60,7 +60,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RuleError(ValueError):
-    pass
+    """A segment rule that cannot be compiled; the message names the path inside the rule."""
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def _csv_chunks(path: Path, spec: SourceSpec, bad: BadLines) -> Iterator[pd.Data
 
 
 class _NotUtf8(Exception):
-    pass
+    """A source file whose bytes are not UTF-8 (reported with the line, not as a decode traceback)."""
 
 
 def _arrow_csv(path: Path, spec: SourceSpec, bad: BadLines, names: list[str], binary: bool) -> Iterator[pd.DataFrame]:

@@ -19,7 +19,7 @@ from campaign_orchestrator.tables import (
 )
 from campaign_orchestrator.targeting import build_target_lists
 from campaign_orchestrator.warehouse import create_warehouse_engine, ensure_schema, hash32
-from tests.builders import customer, definitions, load
+from tests.builders import customer, definitions, deliver_target_list, load
 
 RUN = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 2, 0)
@@ -383,44 +383,7 @@ def test_include_exclude_channel_caps_and_campaign_totals(warehouse):
     assert set(reasons(warehouse, RUN, "p2").values()) == {"lost_arbitration"}
     assert set(sends(warehouse, RUN, "e1")) == set(ids)
     with warehouse.begin() as conn:  # the night is delivered
-        conn.execute(
-            outbox.insert().from_select(
-                [
-                    "message_id",
-                    "run_date",
-                    "slot_date",
-                    "campaign_id",
-                    "customer_id",
-                    "variant",
-                    "channel",
-                    "destination",
-                    "send_at",
-                    "payload",
-                    "state",
-                    "attempts",
-                    "shard_key",
-                    "created_at",
-                    "updated_at",
-                ],
-                sa.select(
-                    target_list.c.campaign_id + ":" + target_list.c.customer_id,
-                    target_list.c.run_date,
-                    target_list.c.run_date,
-                    target_list.c.campaign_id,
-                    target_list.c.customer_id,
-                    target_list.c.variant,
-                    sa.literal("push"),
-                    sa.literal("braze"),
-                    target_list.c.send_at,
-                    sa.literal("{}"),
-                    sa.literal("sent"),
-                    sa.literal(1),
-                    sa.literal(0),
-                    target_list.c.send_at,
-                    target_list.c.send_at,
-                ),
-            )
-        )
+        deliver_target_list(conn, RUN, dt.datetime.combine(RUN, dt.time(2)))
     tomorrow = RUN + dt.timedelta(days=1)
     plan(warehouse, defs, tomorrow)
     assert sends(warehouse, tomorrow, "e1") == {}  # total cap 1 reached by last night

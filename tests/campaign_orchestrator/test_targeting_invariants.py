@@ -27,14 +27,13 @@ from campaign_orchestrator.tables import (
     campaign_candidates,
     customers,
     metadata,
-    outbox,
     preferences,
     suppressions,
     target_list,
 )
 from campaign_orchestrator.targeting import build_target_lists
 from campaign_orchestrator.warehouse import create_warehouse_engine, drop_schema, ensure_schema, hash32
-from tests.builders import customer, definitions
+from tests.builders import customer, definitions, deliver_target_list
 
 EXAMPLES = int(os.environ.get("INVARIANT_EXAMPLES", "500"))
 FIRST_NIGHT = dt.date(2026, 5, 4)
@@ -220,49 +219,7 @@ def run_night(engine: Any, defs: Any, night: dt.date) -> tuple[set[tuple[str, st
     with engine.begin() as conn:
         compute_memberships(conn, defs.rules(), vocab, night)
         build_target_lists(conn, defs, night, now)
-        # Deliver the night: its list goes into the ledger, as the render and deliver stages would.
-        conn.execute(
-            outbox.insert().from_select(
-                [
-                    "message_id",
-                    "run_date",
-                    "slot_date",
-                    "campaign_id",
-                    "customer_id",
-                    "variant",
-                    "channel",
-                    "destination",
-                    "send_at",
-                    "payload",
-                    "state",
-                    "attempts",
-                    "shard_key",
-                    "created_at",
-                    "updated_at",
-                ],
-                sa.select(
-                    target_list.c.campaign_id
-                    + ":"
-                    + target_list.c.customer_id
-                    + ":"
-                    + sa.cast(night.isoformat(), sa.String),
-                    target_list.c.run_date,
-                    target_list.c.run_date,
-                    target_list.c.campaign_id,
-                    target_list.c.customer_id,
-                    target_list.c.variant,
-                    sa.literal("push"),
-                    sa.literal("braze"),
-                    target_list.c.send_at,
-                    sa.literal("{}"),
-                    sa.literal("sent"),
-                    sa.literal(1),
-                    sa.literal(0),
-                    sa.literal(now),
-                    sa.literal(now),
-                ).where(target_list.c.run_date == night),
-            )
-        )
+        deliver_target_list(conn, night, now)
     with engine.connect() as conn:
         got = {
             (c, u)
