@@ -56,6 +56,29 @@ CREATE TABLE customers (
 );
 
 
+CREATE TABLE delivery_batches (
+	batch_id VARCHAR(64) NOT NULL, 
+	run_date DATE NOT NULL, 
+	shard_key INTEGER NOT NULL, 
+	destination VARCHAR(128) NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	variant VARCHAR(128) NOT NULL, 
+	send_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	messages INTEGER NOT NULL, 
+	state VARCHAR(16) NOT NULL, 
+	attempts INTEGER NOT NULL, 
+	claim_id VARCHAR(36), 
+	dispatch_id VARCHAR(128), 
+	last_error TEXT, 
+	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	sent_at TIMESTAMP WITHOUT TIME ZONE, 
+	PRIMARY KEY (batch_id)
+);
+
+CREATE INDEX ix_batches_claim ON delivery_batches (claim_id);
+CREATE INDEX ix_batches_claimable ON delivery_batches (run_date, state, shard_key);
+
 CREATE TABLE events (
 	customer_id VARCHAR(64) NOT NULL, 
 	name VARCHAR(128) NOT NULL, 
@@ -138,23 +161,19 @@ CREATE TABLE outbox (
 	destination VARCHAR(128) NOT NULL, 
 	send_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
 	payload TEXT NOT NULL, 
-	state VARCHAR(16) NOT NULL, 
-	attempts INTEGER NOT NULL, 
+	batch_id VARCHAR(64), 
+	state VARCHAR(16), 
 	shard_key INTEGER NOT NULL, 
-	claim_id VARCHAR(36), 
-	request_key VARCHAR(64), 
-	dispatch_id VARCHAR(128), 
 	last_error TEXT, 
 	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
 	updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
-	sent_at TIMESTAMP WITHOUT TIME ZONE, 
 	PRIMARY KEY (message_id), 
 	CONSTRAINT uq_outbox_slot UNIQUE (campaign_id, customer_id, slot_date)
 );
 
-CREATE INDEX ix_outbox_claim ON outbox (claim_id);
+CREATE INDEX ix_outbox_batch ON outbox (batch_id);
 CREATE INDEX ix_outbox_customer_slot ON outbox (customer_id, slot_date);
-CREATE INDEX ix_outbox_run_state ON outbox (run_date, state, campaign_id, variant, send_at);
+CREATE INDEX ix_outbox_run ON outbox (run_date, campaign_id);
 
 CREATE TABLE preference_state (
 	customer_id VARCHAR(64) NOT NULL, 

@@ -150,11 +150,11 @@ def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
                 sa.literal("braze"),
                 t.send_at,
                 sa.literal("{}"),
-                sa.literal("sent"),
-                sa.literal(1),
+                sa.literal("sent"),  # a state of its own: a ledger row from before batches, in effect
+                sa.literal(now),
+                sa.literal(now),
+                sa.null(),
                 sa.literal(0),
-                sa.literal(now),
-                sa.literal(now),
             ).where(t.run_date == run_date),
         )
     )

@@ -232,16 +232,17 @@ def deliver_at_limit(
     bucket refilled every second, holding one second's worth) and our client configured with the
     same budget: the sustained request rate against the limit, and how many 429s it took."""
 
-    from campaign_orchestrator.delivery.dispatcher import _in_shard
-    from campaign_orchestrator.tables import outbox
+    from campaign_orchestrator.delivery.claims import in_shard
+    from campaign_orchestrator.tables import delivery_batches
 
     providers = [k for k, d in run.definitions.settings.destinations.items() if d.kind == "provider"]
     shards = run.definitions.settings.delivery.shards
+    b = delivery_batches.c
     with run.engine.begin() as conn:
         conn.execute(
-            outbox.update()
-            .where(outbox.c.run_date == run.config.run_date, outbox.c.destination.in_(providers), _in_shard(0, shards))
-            .values(state="pending", claim_id=None, request_key=None, dispatch_id=None, attempts=0, sent_at=None)
+            delivery_batches.update()
+            .where(b.run_date == run.config.run_date, b.destination.in_(providers), in_shard(0, shards))
+            .values(state="pending", claim_id=None, dispatch_id=None, attempts=0, sent_at=None, last_error=None)
         )
     per_second = limit_per_hour / 3600
     _sim(base_url, "reset")

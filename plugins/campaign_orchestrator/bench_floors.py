@@ -242,9 +242,11 @@ def targets_floor(warehouse_url: str, definitions: Any, run_date: dt.date, sql_f
             capped_join, capped = "", "1 = 0"
             if camp.caps.total is not None:
                 capped_join = (
-                    "LEFT JOIN (SELECT customer_id FROM outbox WHERE campaign_id = :campaign_id"
-                    " AND run_date < :run_date AND state IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')"
-                    " GROUP BY customer_id"
+                    "LEFT JOIN (SELECT o.customer_id FROM outbox o"
+                    " LEFT JOIN delivery_batches b ON b.batch_id = o.batch_id WHERE o.campaign_id = :campaign_id"
+                    " AND o.run_date < :run_date"
+                    " AND COALESCE(o.state, b.state) IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')"
+                    " GROUP BY o.customer_id"
                     f" HAVING COUNT(*) >= {camp.caps.total}) k ON k.customer_id = c.customer_id"
                 )
                 capped = "k.customer_id IS NOT NULL"
@@ -343,9 +345,9 @@ def render_floor(warehouse_url: str, definitions: Any, run_date: dt.date) -> dic
 def deliver_floor(
     warehouse_url: str, definitions: Any, run_date: dt.date, base_url: str, api_key: str
 ) -> dict[str, Any]:
-    """A bare `requests.Session` loop posting the same provider batches (same grouping, same JSON
-    bodies, same endpoints) one after another to the same simulator, measured now: no ledger, no
-    claims, no retries, no rate limiting. Building the bodies is not timed."""
+    """A bare `requests.Session` loop posting the same provider batches (the outbox's delivery
+    batches, same JSON bodies, same endpoints) one after another to the same simulator, measured
+    now: no ledger, no claims, no retries, no rate limiting. Building the bodies is not timed."""
     import json
     from collections import defaultdict
 
@@ -357,34 +359,31 @@ def deliver_floor(
     from campaign_orchestrator.tables import outbox
 
     providers = [k for k, d in definitions.settings.destinations.items() if d.kind == "provider"]
-    size = definitions.settings.delivery.batch_size
     engine = create_warehouse_engine(warehouse_url)
-    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    groups: dict[str, list[Any]] = defaultdict(list)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+            sa.select(outbox.c.batch_id, outbox.c.campaign_id, outbox.c.send_at, outbox.c.message_id)
             .add_columns(outbox.c.customer_id, outbox.c.payload)
-            .where(outbox.c.run_date == run_date, outbox.c.destination.in_(providers))
-            .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
+            .where(outbox.c.run_date == run_date, outbox.c.destination.in_(providers), outbox.c.state.is_(None))
+            .order_by(outbox.c.batch_id, outbox.c.message_id)
         )
         for r in rows:
-            groups[(r.campaign_id, r.variant, r.send_at)].append(r)
+            groups[r.batch_id].append(r)
     engine.dispose()
     shaper = ProviderClient(ProviderEndpoint(base_url, api_key), TokenBucket(10**9))
     requests_out: list[tuple[str, str]] = []
     messages = 0
-    for (campaign_id, _variant, send_at), members in groups.items():
-        provider_campaign = definitions.campaigns[campaign_id].provider_campaign_id
-        for i in range(0, len(members), size):
-            part = members[i : i + size]
-            batch = Batch(
-                provider_campaign,
-                send_at,
-                tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in part),
-            )
-            path, body = shaper.body(batch)
-            requests_out.append((base_url + path, json.dumps(body, separators=(",", ":"))))
-            messages += len(part)
+    for members in groups.values():
+        first = members[0]
+        batch = Batch(
+            definitions.campaigns[first.campaign_id].provider_campaign_id,
+            first.send_at,
+            tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in members),
+        )
+        path, body = shaper.body(batch)
+        requests_out.append((base_url + path, json.dumps(body, separators=(",", ":"))))
+        messages += len(members)
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     t0 = time.perf_counter()

@@ -244,6 +244,7 @@ def run_stack_test(
 
     from campaign_orchestrator.demo import provider_simulator
     from campaign_orchestrator.demo_data import generate
+    from campaign_orchestrator.ledger import message_ledger
 
     run_date = run_date or dt.datetime.now(dt.UTC).date()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -307,13 +308,16 @@ def run_stack_test(
             stats = requests.get(f"{provider}/_sim/stats", timeout=10).json()
         engine = sa.create_engine(stack.pg_url(stack.warehouse_db, "psycopg"))
         with engine.connect() as conn:
+            ledger = message_ledger()
             sent: dict[str, int] = dict(
                 conn.execute(
-                    sa.text("SELECT destination, count(*) FROM outbox WHERE state = 'sent' GROUP BY destination")
+                    sa.select(ledger.c.destination, sa.func.count())
+                    .where(ledger.c.state == "sent")
+                    .group_by(ledger.c.destination)
                 ).all()
             )
             stored = conn.execute(sa.text("SELECT count(*) FROM inapp_messages WHERE customer_id IS NOT NULL")).scalar()
-            not_sent = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar()
+            not_sent = conn.scalar(sa.select(sa.func.count()).select_from(ledger).where(ledger.c.state != "sent"))
             targeted = conn.execute(sa.text("SELECT count(*) FROM target_list")).scalar()
         engine.dispose()
         worker_log = (workdir / "logs" / "airflow-worker.log").read_text(errors="replace")

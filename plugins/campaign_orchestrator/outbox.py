@@ -1,9 +1,10 @@
 """The outbox (ledger): one row per (campaign, customer, send slot), written by rendering.
 
 The message id is a uuid5 of campaign, customer and slot date, so a re-run computes the same
-id for the same message; the unique slot key makes a second insert impossible, and the ledger's
-state says whether it was sent. Rendering streams the target list in keyset-paged chunks and
-renders only rows with no ledger entry yet.
+id for the same message; the unique slot key makes a second insert impossible, and the ledger
+(`ledger.message_ledger`) says whether it was sent. Rendering streams the target list with one
+server-side cursor, renders only rows with no ledger entry yet, and groups the messages into
+delivery batches (`batching`) written in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,18 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from campaign_orchestrator.batching import BATCH_COLUMNS, BatchFormer
 from campaign_orchestrator.definitions import Definitions
-from campaign_orchestrator.tables import customers, outbox, render_errors, target_list
+from campaign_orchestrator.tables import customers, delivery_batches, outbox, render_errors, target_list
 from campaign_orchestrator.templates import PROFILE_CONTEXT, CompiledTemplate, RenderError
 from campaign_orchestrator.warehouse import bulk_insert_ignore
 
 MESSAGE_NAMESPACE = uuid.UUID("6f0c8a52-5a43-4c0e-9a39-0b7c4b3f4e61")
-SHARD_KEYS = 1024  # shard_key is in [0, 1024): shards are ranges of it, up to Airflow's map limit
 RENDER_CHUNK = 20_000
 WRITES_IN_FLIGHT = 2
-
-STATES = ("pending", "held", "in_flight", "sent", "failed", "dead", "cancelled", "unknown")
-
 
 _NAMESPACE_BYTES = MESSAGE_NAMESPACE.bytes
 
@@ -45,10 +43,6 @@ def message_id(campaign_id: str, customer_id: str, slot_date: dt.date) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def shard_key(msg_id: str) -> int:
-    return int(msg_id[:8], 16) % SHARD_KEYS
 
 
 @dataclass
@@ -88,15 +82,24 @@ def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) ->
 
 
 def cancel_stale(conn: Connection, run_date: dt.date, now: dt.datetime) -> int:
-    """Pending messages whose customer left the target list (e.g. opted out since) are not sent."""
+    """Messages not yet sent whose customer left the target list (e.g. opted out since) are not
+    sent: they leave their batch's fate, and the batch's request goes out without them."""
     still_targeted = sa.exists().where(
         target_list.c.run_date == run_date,
         target_list.c.campaign_id == outbox.c.campaign_id,
         target_list.c.customer_id == outbox.c.customer_id,
     )
+    unsent = sa.select(delivery_batches.c.batch_id).where(
+        delivery_batches.c.run_date == run_date, delivery_batches.c.state.in_(("pending", "failed", "held"))
+    )
     result = conn.execute(
         outbox.update()
-        .where(outbox.c.run_date == run_date, outbox.c.state.in_(("pending", "failed", "held")), ~still_targeted)
+        .where(
+            outbox.c.run_date == run_date,
+            outbox.c.state.is_(None),
+            outbox.c.batch_id.in_(unsent),
+            ~still_targeted,
+        )
         .values(state="cancelled", updated_at=now, last_error="no longer targeted at re-run")
     )
     return int(result.rowcount or 0)
@@ -114,10 +117,10 @@ OUTBOX_COLUMNS = (
     "send_at",
     "payload",
     "state",
-    "attempts",
-    "shard_key",
     "created_at",
     "updated_at",
+    "batch_id",  # these two are added when the message's batch closes
+    "shard_key",
 )
 ERROR_COLUMNS = (
     "run_date",
@@ -150,24 +153,26 @@ def render_outbox(
     wanted = {v for _, t in compiled.values() for v in t.variables} | set(PROFILE_CONTEXT)
     columns = sorted(wanted & set(customers.c.keys()))
     payload_limit = policy.limit("push", "payload_bytes")
+    former = BatchFormer(definitions.settings.delivery.batch_size, run_date, now)
     with engine.begin() as conn:
         report.cancelled = cancel_stale(conn, run_date, now)
         # Failures are recorded afresh for the rows still unrendered.
         conn.execute(render_errors.delete().where(render_errors.c.run_date == run_date))
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-    def write(batch: list[tuple[Any, ...]], failed: list[tuple[Any, ...]]) -> None:
+    def write(messages: list[tuple[Any, ...]], batches: list[tuple[Any, ...]], failed: list[tuple[Any, ...]]) -> None:
         with engine.begin() as writer:
-            bulk_insert_ignore(writer, outbox, OUTBOX_COLUMNS, batch)
+            bulk_insert_ignore(writer, outbox, OUTBOX_COLUMNS, messages)
+            bulk_insert_ignore(writer, delivery_batches, BATCH_COLUMNS, batches)
             bulk_insert_ignore(writer, render_errors, ERROR_COLUMNS, failed)
 
-    # Each chunk commits on its own: a crash loses at most one chunk of rendering, never a sent row.
+    # Each chunk commits its closed batches with their messages: a crash loses at most what was
+    # rendered since, never a sent row, and never leaves a message without its batch.
     # A writer thread loads chunk n while chunk n+1 renders (the database works, the GIL is free);
     # at most WRITES_IN_FLIGHT chunks wait, so memory stays bounded.
     with engine.connect() as reader, ThreadPoolExecutor(1, thread_name_prefix="outbox-writer") as pool:
         in_flight: deque[Future[None]] = deque()
         for rows in _pending_targets(reader, run_date, columns):
-            batch: list[tuple[Any, ...]] = []
             failed: list[tuple[Any, ...]] = []
             rendered = report.rendered
             for row in rows:
@@ -194,29 +199,14 @@ def render_outbox(
                     )
                     continue
                 mid = message_id(campaign_id, customer_id, run_date)
-                batch.append(
-                    (
-                        mid,
-                        run_date,
-                        run_date,
-                        campaign_id,
-                        customer_id,
-                        variant,
-                        campaign.channel,
-                        campaign.destination,
-                        send_at,
-                        text,
-                        "pending",
-                        0,
-                        shard_key(mid),
-                        now,
-                        now,
-                    )
-                )
+                destination = campaign.destination
+                row = (mid, run_date, run_date, campaign_id, customer_id, variant, campaign.channel, destination)
+                former.add((destination, campaign_id, variant, send_at), mid, (*row, send_at, text, None, now, now))
                 rendered[campaign_id] = rendered.get(campaign_id, 0) + 1
-            in_flight.append(pool.submit(write, batch, failed))
+            in_flight.append(pool.submit(write, *former.take(), failed))
             while len(in_flight) >= WRITES_IN_FLIGHT:
                 in_flight.popleft().result()
+        in_flight.append(pool.submit(write, *former.take(final=True), []))
         while in_flight:
             in_flight.popleft().result()
     with engine.begin() as conn:
@@ -236,10 +226,11 @@ def hold_failing_campaigns(conn: Connection, run_date: dt.date, max_share: float
     rendered: dict[str, int] = dict(
         conn.execute(
             sa.select(outbox.c.campaign_id, sa.func.count())
-            .where(outbox.c.run_date == run_date, outbox.c.state != "cancelled")
+            .where(outbox.c.run_date == run_date, outbox.c.state.is_(None))
             .group_by(outbox.c.campaign_id)
         ).all()
     )
+    batches = delivery_batches.c
     held: dict[str, float] = {}
     for campaign_id in rendered.keys() | failed.keys():
         bad = int(failed.get(campaign_id, 0))
@@ -247,8 +238,8 @@ def hold_failing_campaigns(conn: Connection, run_date: dt.date, max_share: float
         if share > max_share:
             held[campaign_id] = round(share, 4)
             conn.execute(
-                outbox.update()
-                .where(outbox.c.run_date == run_date, outbox.c.campaign_id == campaign_id, outbox.c.state == "pending")
+                delivery_batches.update()
+                .where(batches.run_date == run_date, batches.campaign_id == campaign_id, batches.state == "pending")
                 .values(
                     state="held",
                     updated_at=now,
@@ -257,21 +248,8 @@ def hold_failing_campaigns(conn: Connection, run_date: dt.date, max_share: float
             )
         else:
             conn.execute(
-                outbox.update()
-                .where(outbox.c.run_date == run_date, outbox.c.campaign_id == campaign_id, outbox.c.state == "held")
+                delivery_batches.update()
+                .where(batches.run_date == run_date, batches.campaign_id == campaign_id, batches.state == "held")
                 .values(state="pending", updated_at=now, last_error=None)
             )
     return held
-
-
-def ledger_counts(conn: Connection, run_date: dt.date) -> dict[str, dict[str, int]]:
-    """Messages per campaign and state for the run date."""
-    out: dict[str, dict[str, int]] = {}
-    rows = conn.execute(
-        sa.select(outbox.c.campaign_id, outbox.c.state, sa.func.count())
-        .where(outbox.c.run_date == run_date)
-        .group_by(outbox.c.campaign_id, outbox.c.state)
-    )
-    for campaign_id, state, count in rows:
-        out.setdefault(campaign_id, {})[state] = int(count)
-    return out

@@ -349,13 +349,15 @@ def held_campaigns(run: Run) -> dict[str, int]:
     """Campaigns of this run held back because too many of their messages failed to render."""
     import sqlalchemy as sa
 
+    from campaign_orchestrator.ledger import message_ledger
     from campaign_orchestrator.tables import outbox
 
+    ledger = message_ledger(outbox.c.run_date == run.config.run_date)
     with run.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(outbox.c.campaign_id, sa.func.count())
-            .where(outbox.c.run_date == run.config.run_date, outbox.c.state == "held")
-            .group_by(outbox.c.campaign_id)
+            sa.select(ledger.c.campaign_id, sa.func.count())
+            .where(ledger.c.state == "held")
+            .group_by(ledger.c.campaign_id)
         ).all()
     return {campaign_id: int(n) for campaign_id, n in rows}
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.definitions import Definitions
-from campaign_orchestrator.outbox import ledger_counts
+from campaign_orchestrator.ledger import ledger_counts
 from campaign_orchestrator.tables import import_log, render_errors, run_log
 from campaign_orchestrator.targeting import funnels
 from campaign_orchestrator.warehouse import redacted

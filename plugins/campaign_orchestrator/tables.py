@@ -276,23 +276,47 @@ outbox = Table(
     Column("destination", NAME, nullable=False),
     Column("send_at", DateTime, nullable=False),
     Column("payload", Text, nullable=False),
-    # pending -> in_flight -> sent | failed (retryable, back to pending next run) | dead | cancelled;
-    # held: the campaign's render failures passed the limit, so none of it is delivered
+    # The delivery request this message travels in; its state is the batch's (see ledger.py)...
+    Column("batch_id", String(64)),
+    # ...unless the message left its batch's fate: `cancelled` (no longer targeted at a re-run).
+    # NULL otherwise, so delivering a message writes nothing to its row.
+    Column("state", String(16)),
+    Column("shard_key", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("campaign_id", "customer_id", "slot_date", name="uq_outbox_slot"),
+    Index("ix_outbox_batch", "batch_id"),
+    Index("ix_outbox_run", "run_date", "campaign_id"),
+    Index("ix_outbox_customer_slot", "customer_id", "slot_date"),
+)
+
+# One row per provider request (at most 50 recipients of one campaign, variant and send instant)
+# or message-store write: the unit that is claimed, sent and recorded. Its id is the request's
+# Idempotency-Key, so a resend after a crash is the same request to the provider.
+delivery_batches = Table(
+    "delivery_batches",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("run_date", Date, nullable=False),
+    Column("shard_key", Integer, nullable=False),
+    Column("destination", NAME, nullable=False),
+    Column("campaign_id", NAME, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("send_at", DateTime, nullable=False),
+    Column("messages", Integer, nullable=False),
+    # pending -> in_flight -> sent | failed (retryable: pending again next attempt) | dead | unknown;
+    # held: the campaign's render failures passed the limit; cancelled: no message left to send
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("shard_key", Integer, nullable=False),
     Column("claim_id", String(36)),
-    Column("request_key", String(64)),
     Column("dispatch_id", String(128)),
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
-    UniqueConstraint("campaign_id", "customer_id", "slot_date", name="uq_outbox_slot"),
-    # Claims walk pending rows in batch order (campaign, variant, send time) without sorting the day.
-    Index("ix_outbox_run_state", "run_date", "state", "campaign_id", "variant", "send_at"),
-    Index("ix_outbox_claim", "claim_id"),
-    Index("ix_outbox_customer_slot", "customer_id", "slot_date"),
+    Index("ix_batches_claimable", "run_date", "state", "shard_key"),
+    Index("ix_batches_claim", "claim_id"),
 )
 
 # Messages that could not be rendered for a customer: never sent; the reason names the field and

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.campaign_spec import Campaign, QuietHours, clock
 from campaign_orchestrator.definitions import Definitions
+from campaign_orchestrator.ledger import SPENT_STATES, message_ledger
 from campaign_orchestrator.sqlfuncs import hash_bucket
 from campaign_orchestrator.tables import (
     app_installs,
@@ -55,8 +56,6 @@ REASONS = (
     "capped_global",
     "lost_arbitration",
 )
-# Ledger states that count against caps: everything that was or may still be sent.
-SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
 UNCAPPED = 1_000_000
 
 
@@ -253,19 +252,21 @@ def _candidates_select(
 def _campaign_caps(campaign: Campaign, run_date: dt.date, earlier_today: bool) -> sa.Subquery | None:
     """Customers this campaign may not message again: its per-day or total cap is reached in the ledger."""
     checks = []
-    base = [outbox.c.campaign_id == campaign.id, outbox.c.run_date < run_date, outbox.c.state.in_(SPENT_STATES)]
+    # Everything that was or may still be sent counts against the caps.
+    ledger = message_ledger(outbox.c.campaign_id == campaign.id, outbox.c.run_date < run_date, name="campaign_ledger")
+    spent = ledger.c.state.in_(SPENT_STATES)
     if campaign.caps.total is not None:
         checks.append(
-            sa.select(outbox.c.customer_id)
-            .where(*base)
-            .group_by(outbox.c.customer_id)
+            sa.select(ledger.c.customer_id)
+            .where(spent)
+            .group_by(ledger.c.customer_id)
             .having(sa.func.count() >= campaign.caps.total)
         )
     if earlier_today:
         checks.append(
-            sa.select(outbox.c.customer_id)
-            .where(*base, outbox.c.slot_date == run_date)
-            .group_by(outbox.c.customer_id)
+            sa.select(ledger.c.customer_id)
+            .where(spent, ledger.c.slot_date == run_date)
+            .group_by(ledger.c.customer_id)
             .having(sa.func.count() >= campaign.caps.per_day)
         )
     if not checks:
@@ -349,10 +350,12 @@ def _write_slots(
 
 def _spent(run_date: dt.date, by_channel: bool) -> sa.Subquery:
     """What earlier runs put in the ledger for this day, per customer (and channel)."""
-    keys = [outbox.c.customer_id, *([outbox.c.channel] if by_channel else [])]
+    name = "spent_channel" if by_channel else "spent_total"
+    ledger = message_ledger(outbox.c.slot_date == run_date, outbox.c.run_date < run_date, name=f"{name}_ledger")
+    keys = [ledger.c.customer_id, *([ledger.c.channel] if by_channel else [])]
     return (
         sa.select(*keys, sa.func.count().label("n"))
-        .where(outbox.c.slot_date == run_date, outbox.c.run_date < run_date, outbox.c.state.in_(SPENT_STATES))
+        .where(ledger.c.state.in_(SPENT_STATES))
         .group_by(*keys)
         .subquery("spent_channel" if by_channel else "spent_total")
     )

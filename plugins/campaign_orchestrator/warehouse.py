@@ -328,3 +328,41 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]])
     else:
         stmt = table.insert()
     conn.execute(stmt, rows)
+
+
+def set_by_key(
+    conn: Connection,
+    table: sa.Table,
+    key: str,
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    fixed: dict[str, Any] | None = None,
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> int:
+    """Set per-row values by key: `rows` are (key, value of columns[0], value of columns[1], ...).
+
+    On PostgreSQL one UPDATE ... FROM unnest(arrays), whatever the number of rows (a few array
+    parameters, not thousands of scalars); an executemany elsewhere. Returns rows updated."""
+    if not rows:
+        return 0
+    fixed = fixed or {}
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        names = [key, *columns]
+        arrays = [
+            sa.bindparam(f"a_{i}", [r[i] for r in rows], type_=ARRAY(table.c[n].type)) for i, n in enumerate(names)
+        ]
+        v = sa.func.unnest(*arrays).table_valued(*(f"v_{n}" for n in names)).render_derived(name="v")
+        result = conn.execute(
+            table.update()
+            .where(table.c[key] == v.c[f"v_{key}"], *where)
+            .values(**{n: v.c[f"v_{n}"] for n in columns}, **fixed)
+        )
+        return int(result.rowcount or 0)
+    stmt = table.update().where(table.c[key] == sa.bindparam("k_"), *where)
+    result = conn.execute(
+        stmt.values(**{n: sa.bindparam(f"v_{n}") for n in columns}, **fixed),
+        [{"k_": r[0], **{f"v_{n}": r[i + 1] for i, n in enumerate(columns)}} for r in rows],
+    )
+    return int(result.rowcount or 0)

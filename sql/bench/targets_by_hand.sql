@@ -31,14 +31,16 @@ SELECT c.campaign_id, c.customer_id, c.channel, c.priority, c.variant, c.send_at
        {channel_cap} - COALESCE(sc.n, 0),
        :daily_cap - COALESCE(st.n, 0)
 FROM floor_candidates c
-LEFT JOIN (SELECT customer_id, channel, COUNT(*) AS n FROM outbox
-           WHERE slot_date = :run_date AND run_date < :run_date
-             AND state IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')
-           GROUP BY customer_id, channel) sc ON sc.customer_id = c.customer_id AND sc.channel = c.channel
-LEFT JOIN (SELECT customer_id, COUNT(*) AS n FROM outbox
-           WHERE slot_date = :run_date AND run_date < :run_date
-             AND state IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')
-           GROUP BY customer_id) st ON st.customer_id = c.customer_id
+LEFT JOIN (SELECT o.customer_id, o.channel, COUNT(*) AS n
+           FROM outbox o LEFT JOIN delivery_batches b ON b.batch_id = o.batch_id
+           WHERE o.slot_date = :run_date AND o.run_date < :run_date
+             AND COALESCE(o.state, b.state) IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')
+           GROUP BY o.customer_id, o.channel) sc ON sc.customer_id = c.customer_id AND sc.channel = c.channel
+LEFT JOIN (SELECT o.customer_id, COUNT(*) AS n
+           FROM outbox o LEFT JOIN delivery_batches b ON b.batch_id = o.batch_id
+           WHERE o.slot_date = :run_date AND o.run_date < :run_date
+             AND COALESCE(o.state, b.state) IN ('pending', 'in_flight', 'sent', 'failed', 'unknown')
+           GROUP BY o.customer_id) st ON st.customer_id = c.customer_id
 WHERE c.reason IS NULL;
 
 -- block: targets

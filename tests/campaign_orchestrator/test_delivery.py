@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from campaign_orchestrator.connections import ProviderEndpoint
 from campaign_orchestrator.delivery import deliver_shard
 from campaign_orchestrator.delivery.provider import Batch, Message, ProviderClient, TokenBucket
+from campaign_orchestrator.ledger import messages_in_state, state_counts
 from campaign_orchestrator.outbox import message_id, render_outbox
 from campaign_orchestrator.rules import Vocabulary
 from campaign_orchestrator.segments import compute_memberships
-from campaign_orchestrator.tables import inapp_messages, outbox
+from campaign_orchestrator.tables import delivery_batches, inapp_messages, outbox
 from campaign_orchestrator.targeting import build_target_lists
 from tests.builders import customer, definitions, load
 
@@ -55,7 +56,7 @@ def deliver_all(engine, defs, sim, clock=lambda: NOW):
 
 def states(engine):
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)).all())
+        return state_counts(conn)
 
 
 def test_message_ids_are_deterministic():
@@ -108,8 +109,8 @@ def test_transient_failures_are_retried_and_bad_recipients_isolated(warehouse, s
     assert sent == 59
     assert states(warehouse) == {"sent": 59, "dead": 1}
     with warehouse.connect() as conn:
-        dead = conn.execute(sa.select(outbox.c.customer_id, outbox.c.last_error).where(outbox.c.state == "dead")).one()
-    assert dead[0] == "C0007" and "not a valid user" in dead[1]
+        (dead,) = messages_in_state(conn, "dead")
+    assert dead.customer_id == "C0007" and "not a valid user" in dead.last_error
     assert stats(simulator)["duplicates"] == 0
 
 
@@ -136,7 +137,7 @@ def test_rows_left_in_flight_by_a_crash_are_resent_with_the_same_key(warehouse, 
     deliver_all(warehouse, defs, simulator)
     # Simulate a crash after the provider accepted the requests but before the ledger was updated.
     with warehouse.begin() as conn:
-        conn.execute(outbox.update().values(state="in_flight", updated_at=NOW - dt.timedelta(hours=1)))
+        conn.execute(delivery_batches.update().values(state="in_flight", updated_at=NOW - dt.timedelta(hours=1)))
     _resent, reports = deliver_all(warehouse, defs, simulator)
     assert sum(r.resent_in_flight for r in reports) == 30
     s = stats(simulator)
@@ -151,7 +152,9 @@ def test_without_idempotency_in_flight_rows_become_unknown_not_resent(warehouse,
     prepare(warehouse, defs, n=10)
     with warehouse.begin() as conn:
         conn.execute(
-            outbox.update().values(state="in_flight", claim_id="crashed", updated_at=NOW - dt.timedelta(hours=1))
+            delivery_batches.update().values(
+                state="in_flight", claim_id="crashed", updated_at=NOW - dt.timedelta(hours=1)
+            )
         )
     sent, reports = deliver_all(warehouse, defs, simulator)
     assert sent == 0 and sum(r.unknown for r in reports) == 10

@@ -28,9 +28,10 @@ from campaign_orchestrator.connections import ProviderEndpoint
 from campaign_orchestrator.contracts import load_contracts, template_variables, vocabulary
 from campaign_orchestrator.definitions import load_definitions
 from campaign_orchestrator.delivery.dispatcher import ShardDelivery
+from campaign_orchestrator.ledger import messages_in_state, state_counts
 from campaign_orchestrator.outbox import render_outbox
 from campaign_orchestrator.provider_sim import make_server
-from campaign_orchestrator.tables import inapp_messages, outbox, target_list
+from campaign_orchestrator.tables import inapp_messages, target_list
 from tests.builders import customer, load
 
 RUN = dt.date(2026, 11, 22)
@@ -113,7 +114,7 @@ def seed(engine: sa.Engine, repo: Path, marketing: Path, n: int) -> tuple[Any, l
 
 def ledger(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)).all())
+        return state_counts(conn)
 
 
 def assert_exactly_once(engine: sa.Engine, url: str, store: Any, ids: list[str]) -> None:
@@ -212,7 +213,7 @@ def test_without_idempotency_an_ambiguous_failure_is_unknown_never_resent(wareho
     assert stats(url)["duplicates"] == 0 and stats(url)["idempotent_replays"] == 0
     # Each unknown row was accepted once by the provider (the 504 lost only the answer), never twice.
     with warehouse.connect() as conn:
-        unknown = set(conn.execute(sa.select(outbox.c.customer_id).where(outbox.c.state == "unknown")).scalars())
+        unknown = {m.customer_id for m in messages_in_state(conn, "unknown")}
     assert unknown <= {user for (_camp, user) in store.per_recipient}
     assert states["sent"] + states["unknown"] == 200
 

@@ -6,16 +6,18 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
+from collections import Counter
 
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
 from campaign_orchestrator.definitions import RenderSettings, Template
+from campaign_orchestrator.ledger import messages_in_state, state_counts
 from campaign_orchestrator.outbox import MESSAGE_NAMESPACE, message_id, render_outbox
 from campaign_orchestrator.pipeline import RunConfig
 from campaign_orchestrator.reporting import build_run_report, render_markdown
-from campaign_orchestrator.tables import outbox, render_errors, target_list
+from campaign_orchestrator.tables import delivery_batches, outbox, render_errors, target_list
 from tests.builders import customer, definitions, load
 
 RUN = dt.date(2026, 11, 22)
@@ -58,6 +60,11 @@ def world(engine, long_names: int, total: int = 100, max_error_share: float = 0.
     return defs, ids
 
 
+def ledger_states(engine):
+    with engine.connect() as conn:
+        return state_counts(conn)
+
+
 def counts(engine, table, column):
     with engine.connect() as conn:
         return dict(conn.execute(sa.select(column, sa.func.count()).select_from(table).group_by(column)).all())
@@ -80,7 +87,12 @@ def test_rows_that_fail_to_render_go_to_render_errors_and_are_not_sent(warehouse
     assert all("NNNN" not in e["reason"] for e in errors)  # reasons never quote the customer's values
     assert set(payloads) == set(ids[3:])
     assert json.loads(payloads["C003"])["title"] == "Hallo N3"
-    assert counts(warehouse, outbox, outbox.c.state) == {"pending": 197}
+    assert ledger_states(warehouse) == {"pending": 197}
+    with warehouse.connect() as conn:  # each batch is one request's worth of one campaign and send time
+        sizes = conn.execute(sa.select(delivery_batches.c.campaign_id, delivery_batches.c.messages)).all()
+        members = counts(warehouse, outbox, outbox.c.batch_id)
+    assert sorted(n for _, n in sizes) == sorted(members.values()) and max(members.values()) <= 50
+    assert sum(n for c, n in sizes if c == "p") == 97
 
 
 def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(warehouse):
@@ -88,13 +100,7 @@ def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(ware
     report = render_outbox(warehouse, defs, VARS, RUN, NOW)
     assert report.held == {"p": 0.1}
     with warehouse.connect() as conn:
-        by_campaign = dict(
-            conn.execute(
-                sa.select(outbox.c.campaign_id, sa.func.count())
-                .where(outbox.c.state == "held")
-                .group_by(outbox.c.campaign_id)
-            ).all()
-        )
+        by_campaign = Counter(m.campaign_id for m in messages_in_state(conn, "held"))
     assert by_campaign == {"p": 90}  # q is unaffected and stays pending
     # Re-running without a fix changes nothing and records the same errors once.
     assert render_outbox(warehouse, defs, VARS, RUN, NOW).held == {"p": 0.1}
@@ -109,7 +115,7 @@ def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(ware
     )
     report = render_outbox(warehouse, dataclasses.replace(defs, templates=fixed), VARS, RUN, NOW)
     assert report.rendered == {"p": 10} and report.held == {}
-    assert counts(warehouse, outbox, outbox.c.state) == {"pending": 200}
+    assert ledger_states(warehouse) == {"pending": 200}
     assert counts(warehouse, render_errors, render_errors.c.campaign_id) == {}
 
 

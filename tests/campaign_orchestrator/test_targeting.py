@@ -111,7 +111,6 @@ def test_the_cap_counts_what_earlier_runs_put_in_the_ledger_that_day(warehouse):
                 send_at=NOW,
                 payload="{}",
                 state="sent",
-                attempts=1,
                 shard_key=0,
                 created_at=NOW,
                 updated_at=NOW,

@@ -79,7 +79,6 @@ def test_insert_ignore_skips_existing_keys(any_warehouse):
         "send_at": now,
         "payload": "{}",
         "state": "sent",
-        "attempts": 1,
         "shard_key": 1,
         "created_at": now,
         "updated_at": now,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from campaign_orchestrator.connections import env_endpoint_resolver
 from campaign_orchestrator.contracts import load_contracts, vocabulary
 from campaign_orchestrator.definitions import load_definitions
+from campaign_orchestrator.ledger import messages_in_state
 from campaign_orchestrator.pipeline import RunConfig, run_all
 from campaign_orchestrator.tables import outbox
 from campaign_orchestrator.warehouse import create_warehouse_engine
@@ -32,11 +33,7 @@ def check_deliveries(repo, export, sim, warehouse_url) -> None:
         assert customer not in forbidden[channel], (provider_campaign, customer)
     engine = create_warehouse_engine(warehouse_url)
     with engine.connect() as conn:
-        sent = conn.execute(
-            sa.select(outbox.c.campaign_id, outbox.c.customer_id).where(
-                outbox.c.state == "sent", outbox.c.destination == "braze"
-            )
-        ).all()
+        sent = [(m.campaign_id, m.customer_id) for m in messages_in_state(conn, "sent") if m.destination == "braze"]
     engine.dispose()
     assert {(defs.campaigns[c].provider_campaign_id, u) for c, u in sent} == set(counts)
 

@@ -1,18 +1,18 @@
-"""Delivering one shard of the outbox: claim, send, record; safe to retry and to run in parallel.
+"""Delivering one shard of the outbox: claim batches, send them, record; safe to retry and to run in parallel.
 
-Shards are disjoint ranges of `shard_key`, so parallel workers never meet on a row; within a
-shard a claim is a conditional UPDATE (`state = 'pending'`) tagged with a claim id, so even a
-zombie retry of the same shard cannot take a row twice. A row is sent only from `pending`.
+The unit of work is the delivery batch (one provider request or message-store write), formed at
+render time with its Idempotency-Key as its id; claiming and recording touch batch rows only
+(`claims`). A batch is sent only from `pending`, and outcomes are written only where the claim is
+still this worker's.
 
-A claim is a lease: its worker touches it every quarter of `delivery.lease_s` while sending,
-and records outcomes only on rows that still carry its claim id. Rows `in_flight` under a claim
-nobody touched for a whole lease belong to a worker that died (SIGKILL, lost node); the next
-worker on the shard takes them over atomically and resolves them by one documented rule:
+Batches `in_flight` under a claim nobody touched for a whole lease belong to a worker that died
+(SIGKILL, lost node); the next worker on the shard takes them over atomically and resolves them by
+one documented rule:
 - a destination that honours `Idempotency-Key` gets the same batch again with the same key
   (the provider answers without sending twice);
-- any other destination gets nothing: the rows become `unknown` ("possibly delivered") and are
+- any other destination gets nothing: the batch becomes `unknown` ("possibly delivered") and is
   reported, never silently sent again and never silently dropped;
-- the message store is transactional, so its rows are simply written again by message id.
+- the message store is transactional, so its batch is simply written again by message id.
 A worker that finds a live claim of another worker in its shard waits for it to finish, or for
 its lease to run out, before it reports the shard done.
 """
@@ -22,36 +22,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 import time
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
+from campaign_orchestrator.batching import request_key, shard_key
 from campaign_orchestrator.connections import EndpointResolver
 from campaign_orchestrator.definitions import Definitions, DeliverySettings
+from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims
 from campaign_orchestrator.delivery.message_store import store_messages
-from campaign_orchestrator.delivery.provider import (
-    Batch,
-    BatchOutcome,
-    Message,
-    ProviderClient,
-    TokenBucket,
-    request_key,
-)
-from campaign_orchestrator.outbox import SHARD_KEYS
-from campaign_orchestrator.tables import outbox
+from campaign_orchestrator.delivery.provider import Batch, BatchOutcome, Message, ProviderClient, TokenBucket
+from campaign_orchestrator.tables import delivery_batches, outbox
+from campaign_orchestrator.warehouse import bulk_insert, set_by_key
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+B = delivery_batches.c
 
 
 def utcnow() -> dt.datetime:
@@ -96,63 +87,35 @@ class DeliveryReport:
         }
 
 
-COLUMNS = (
-    outbox.c.message_id,
-    outbox.c.campaign_id,
-    outbox.c.customer_id,
-    outbox.c.variant,
-    outbox.c.destination,
-    outbox.c.send_at,
-    outbox.c.payload,
-    outbox.c.request_key,
-    outbox.c.claim_id,
-)
+# The order a batch's groups take when its outcome is mixed: the original row keeps a final fate.
+_FATE_ORDER = {"sent": 0, "dead": 1, "unknown": 2, "failed": 3}
 
 
-def set_by_message_id(
-    conn: Connection,
-    rows: Sequence[tuple[Any, ...]],
-    columns: dict[str, int],
-    fixed: dict[str, Any] | None = None,
-    where: list[sa.ColumnElement[bool]] | None = None,
-) -> None:
-    """Set per-row values on outbox rows by message id: `rows` are (message_id, value, ...), `columns`
-    maps a column to its position in the row. On PostgreSQL one UPDATE ... FROM unnest(arrays),
-    whatever the number of rows (array parameters, not thousands of scalars); an executemany
-    elsewhere (in-process on SQLite, so as quick)."""
-    if not rows:
-        return
-    names = list(columns)
-    fixed = fixed or {}
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import ARRAY
+@dataclass
+class _Fate:
+    """One group of a batch's messages that share an outcome."""
 
-        arrays = [sa.bindparam("a_mid", [r[0] for r in rows], type_=ARRAY(sa.String))]
-        arrays += [sa.bindparam(f"a_{n}", [r[columns[n]] for r in rows], type_=ARRAY(sa.String)) for n in names]
-        v = sa.func.unnest(*arrays).table_valued("mid", *names).render_derived(name="v")
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.message_id == v.c.mid, *(where or []))
-            .values(**{n: v.c[n] for n in names}, **fixed)
-        )
-        return
-    stmt = outbox.update().where(outbox.c.message_id == sa.bindparam("mid"), *(where or []))
-    conn.execute(
-        stmt.values(**{n: sa.bindparam(f"v_{n}") for n in names}, **fixed),
-        [{"mid": r[0], **{f"v_{n}": r[columns[n]] for n in names}} for r in rows],
-    )
+    state: str
+    detail: str  # dispatch id when sent, else the error
+    key: str | None  # for failed groups: the Idempotency-Key of the request that gave up
+    message_ids: list[str] = field(default_factory=list)
 
 
-def shard_range(shard: int, shards: int) -> tuple[int, int]:
-    """Shard i of n owns the shard keys [floor(i*K/n), floor((i+1)*K/n)) of K = SHARD_KEYS."""
-    return shard * SHARD_KEYS // shards, (shard + 1) * SHARD_KEYS // shards
-
-
-def _in_shard(shard: int, shards: int) -> sa.ColumnElement[bool]:
-    # A range, not a modulo: the planner estimates it from the column's histogram and walks the
-    # claim index in batch order instead of sorting the whole day.
-    low, high = shard_range(shard, shards)
-    return sa.and_(outbox.c.shard_key >= low, outbox.c.shard_key < high)
+def _fates(batch: ClaimedBatch, outcome: BatchOutcome) -> list[_Fate]:
+    groups: dict[tuple[str, str, str | None], _Fate] = {}
+    for m in batch.messages:
+        mid = m.message_id
+        if mid in outcome.sent:
+            state, detail, key = "sent", outcome.sent[mid], None
+        elif mid in outcome.dead:
+            state, detail, key = "dead", outcome.dead[mid], None
+        elif mid in outcome.unknown:
+            state, detail, key = "unknown", outcome.unknown[mid], None
+        else:
+            state, detail = "failed", outcome.failed.get(mid, "no outcome")
+            key = outcome.failed_keys.get(mid, batch.batch_id)
+        groups.setdefault((state, detail, key), _Fate(state, detail, key)).message_ids.append(mid)
+    return sorted(groups.values(), key=lambda f: _FATE_ORDER[f.state])
 
 
 class ShardDelivery:
@@ -176,6 +139,7 @@ class ShardDelivery:
         self.concurrent_shards = max(1, concurrent_shards or shards)
         self.settings: DeliverySettings = definitions.settings.delivery
         self.clock = clock
+        self.claims = Claims(engine, run_date, shard, shards, self.settings.lease_s, clock)
         self.report = DeliveryReport(shard=shard)
         self._clients: dict[str, ProviderClient] = {}
         self._resolver = resolver
@@ -198,308 +162,185 @@ class ShardDelivery:
             )
         return self._clients[destination]
 
-    # ---------------------------------------------------------------- claiming
-
-    def _requeue_failed(self, conn: Connection) -> None:
-        """Rows that gave up on transient errors in an earlier attempt get another chance."""
-        conn.execute(
-            outbox.update()
-            .where(
-                outbox.c.run_date == self.run_date,
-                outbox.c.state == "failed",
-                _in_shard(self.shard, self.shards),
-                outbox.c.attempts < self.settings.max_attempts,
-            )
-            .values(state="pending", updated_at=self.clock())
-        )
-
-    def _claim(self) -> tuple[str, list[Any], list[tuple[str, list[Any]]], bool]:
-        """A claim id, the rows this worker now owns under it, their provider batches as (key, rows),
-        and whether any pending rows were seen.
-
-        One conditional UPDATE takes up to claim_size pending rows (the derived table keeps the
-        LIMIT legal on MySQL); the outer `state = 'pending'` is re-checked under the row lock, so
-        two workers can never both take a row. The batches' keys are written in the same
-        transaction, so whoever takes the claim over later resends exactly these requests. Rows
-        that come back from `failed` keep the key of the request that failed: they may have been
-        accepted, and only the same key lets the provider recognise them.
-        """
-        claim_id = str(uuid.uuid4())
-        picked = (
-            sa.select(outbox.c.message_id)
-            .where(outbox.c.run_date == self.run_date, outbox.c.state == "pending", _in_shard(self.shard, self.shards))
-            .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at)
-            .limit(self.settings.claim_size)
-            .subquery("picked")
-        )
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                outbox.update()
-                .where(outbox.c.message_id.in_(sa.select(picked.c.message_id)), outbox.c.state == "pending")
-                .values(state="in_flight", claim_id=claim_id, attempts=outbox.c.attempts + 1, updated_at=self.clock())
-            ).rowcount
-            if not taken:
-                return claim_id, [], [], self._any_pending()
-            rows = list(
-                conn.execute(
-                    sa.select(*COLUMNS)
-                    .where(outbox.c.claim_id == claim_id)
-                    .order_by(outbox.c.campaign_id, outbox.c.variant, outbox.c.send_at, outbox.c.message_id)
-                ).all()
-            )
-            provider_rows = [r for r in rows if not self._is_store(r.destination)]
-            batches = self._keyed(r for r in provider_rows if r.request_key)
-            keys: list[tuple[str, Any]] = []
-            for group in self._groups(r for r in provider_rows if not r.request_key):
-                key = request_key([m.message_id for m in group])
-                keys.extend((m.message_id, key) for m in group)
-                batches.append((key, group))
-            set_by_message_id(conn, keys, {"request_key": 1})
-        return claim_id, rows, batches, True
-
-    @staticmethod
-    def _keyed(rows: Iterable[Any]) -> list[tuple[str, list[Any]]]:
-        """Rows that already carry a request key, grouped by it: the same requests as before."""
-        by_key: dict[str, list[Any]] = defaultdict(list)
-        for r in rows:
-            by_key[r.request_key].append(r)
-        return list(by_key.items())
-
-    def _any_pending(self) -> bool:
-        with self.engine.connect() as conn:
-            return (
-                conn.execute(
-                    sa.select(outbox.c.message_id)
-                    .where(
-                        outbox.c.run_date == self.run_date,
-                        outbox.c.state == "pending",
-                        _in_shard(self.shard, self.shards),
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
-
-    def _groups(self, rows: Iterable[Any]) -> list[list[Any]]:
-        """Provider batches: same destination, campaign, variant and send instant; at most batch_size."""
-        by_key: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
-        for r in rows:
-            by_key[(r.destination, r.campaign_id, r.variant, r.send_at)].append(r)
-        size = self.settings.batch_size
-        return [group[i : i + size] for group in by_key.values() for i in range(0, len(group), size)]
-
-    # ---------------------------------------------------------------- sending
-
     def _is_store(self, destination: str) -> bool:
         return self.definitions.settings.destinations[destination].kind == "message_store"
 
-    def _deliver_rows(self, claim_id: str, rows: list[Any], batches: list[tuple[str, list[Any]]]) -> None:
-        with self._heartbeat(claim_id) as lost:
-            store_rows = [r for r in rows if self._is_store(r.destination)]
-            if store_rows:
+    # ---------------------------------------------------------------- sending
+
+    def _deliver(self, claim_id: str, batches: list[ClaimedBatch]) -> None:
+        with self.claims.heartbeat(claim_id) as lost:
+            store = [b for b in batches if self._is_store(b.destination) and b.messages]
+            if store:
                 with self.engine.begin() as conn:
-                    stored = store_messages(conn, store_rows, self.definitions.campaigns, self.clock(), claim_id)
-                for r in stored:
-                    self.report.add(self.report.sent, r.campaign_id)
-            if not batches:
-                return
-            with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
-                outcomes = list(pool.map(lambda b: self._send_batch(b, lost), batches))
+                    stored = store_messages(conn, store, self.definitions.campaigns, self.clock(), claim_id)
+                for b in stored:
+                    self.report.add(self.report.sent, b.campaign_id, len(b.messages))
+            provider = [b for b in batches if not self._is_store(b.destination) and b.messages]
+            empty = [b for b in batches if not b.messages]
+            outcomes: list[BatchOutcome] = []
+            if provider:
+                with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
+                    outcomes = list(pool.map(lambda b: self._send_batch(b, lost), provider))
             if not lost.is_set():
-                self._record(claim_id, [rows for _, rows in batches], outcomes)
+                self._record(claim_id, provider, outcomes, empty)
 
-    @contextmanager
-    def _heartbeat(self, claim_id: str) -> Iterator[threading.Event]:
-        """Touch the claim every quarter lease while it is worked on, so nobody takes it over.
-        Yields an event set when the lease is lost (another worker took the claim, or the
-        warehouse could not be reached): from then on this worker sends nothing more of it."""
-        stop, lost = threading.Event(), threading.Event()
-        every = self.settings.lease_s / 4
-
-        def beat() -> None:
-            while not stop.wait(every):
-                try:
-                    with self.engine.begin() as conn:
-                        touched = conn.execute(
-                            outbox.update()
-                            .where(outbox.c.claim_id == claim_id, outbox.c.state == "in_flight")
-                            .values(updated_at=self.clock())
-                        ).rowcount
-                except Exception:
-                    log.exception("shard %d: could not renew a delivery claim; stopping it", self.shard)
-                    touched = 0
-                if not touched:
-                    lost.set()
-                    return
-
-        thread = threading.Thread(target=beat, name=f"claim-heartbeat-{self.shard}", daemon=True)
-        thread.start()
-        try:
-            yield lost
-        finally:
-            stop.set()
-            thread.join()
-
-    def _send_batch(self, keyed: tuple[str, list[Any]], lost: threading.Event) -> BatchOutcome:
-        key, rows = keyed
+    def _send_batch(self, claimed: ClaimedBatch, lost: Any) -> BatchOutcome:
         if lost.is_set():
             return BatchOutcome()  # the claim is someone else's now: they resend it with the same key
-        first = rows[0]
-        campaign = self.definitions.campaigns[first.campaign_id]
+        campaign = self.definitions.campaigns[claimed.campaign_id]
         assert campaign.provider_campaign_id is not None
         batch = Batch(
             provider_campaign_id=campaign.provider_campaign_id,
-            send_at=first.send_at,
-            messages=tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in rows),
-            key=key,
+            send_at=claimed.send_at,
+            messages=tuple(Message(m.message_id, m.customer_id, json.loads(m.payload)) for m in claimed.messages),
+            key=claimed.batch_id,
         )
-        return self.client(first.destination).send(batch)
+        return self.client(claimed.destination).send(batch)
 
-    def _record(self, claim_id: str, batches: list[list[Any]], outcomes: list[BatchOutcome]) -> None:
-        """Write outcomes back, one UPDATE per (state, dispatch or error) group, only on rows still
-        in flight under this claim (a worker whose lease was taken over records nothing)."""
+    # ---------------------------------------------------------------- recording
+
+    def _record(
+        self, claim_id: str, batches: list[ClaimedBatch], outcomes: list[BatchOutcome], empty: list[ClaimedBatch]
+    ) -> None:
+        """Write outcomes on the batch rows still in flight under this claim (a worker whose lease
+        was taken over records nothing). A batch whose messages met different fates (the provider
+        rejected some recipients, or half of a split request gave up) is re-batched: each group
+        becomes a batch of its own, keyed by the request that carried it, and the original row
+        keeps the group its key belongs to or is marked `split`."""
         now = self.clock()
-        groups: dict[tuple[str, str], list[str]] = defaultdict(list)  # (state, detail) -> message ids
-        failed: list[tuple[str, str, str]] = []  # message id, error, key of the request that gave up
-        for rows, outcome in zip(batches, outcomes, strict=True):
-            self.report.requests += outcome.requests
-            campaign_id = rows[0].campaign_id
-            if outcome.retried:
-                self.report.add(self.report.retried, campaign_id, outcome.retried)
-            if outcome.throttled_s:
-                self.report.throttled_s[campaign_id] = (
-                    self.report.throttled_s.get(campaign_id, 0.0) + outcome.throttled_s
-                )
-            for r in rows:
-                if r.message_id in outcome.sent:
-                    groups[("sent", outcome.sent[r.message_id])].append(r.message_id)
-                    self.report.add(self.report.sent, r.campaign_id)
-                elif r.message_id in outcome.dead:
-                    groups[("dead", outcome.dead[r.message_id])].append(r.message_id)
-                    self.report.add(self.report.dead, r.campaign_id)
-                    if len(self.report.dead_samples) < 10:
-                        self.report.dead_samples.append(f"{r.campaign_id}: {outcome.dead[r.message_id]}")
-                elif r.message_id in outcome.unknown:
-                    groups[("unknown", outcome.unknown[r.message_id])].append(r.message_id)
-                    self.report.unknown += 1
-                else:
-                    error = outcome.failed.get(r.message_id, "no outcome")
-                    failed.append((r.message_id, error, outcome.failed_keys.get(r.message_id, r.request_key)))
-                    self.report.add(self.report.failed, r.campaign_id)
-        sent = [(mid, detail) for (state, detail), ids in groups.items() if state == "sent" for mid in ids]
+        whole: list[tuple[Any, ...]] = []  # batch id, state, dispatch id, last error, sent at
+        splits: list[tuple[ClaimedBatch, list[_Fate]]] = []
+        for claimed, outcome in zip(batches, outcomes, strict=True):
+            self._count(claimed, outcome)
+            fates = _fates(claimed, outcome)
+            if len(fates) == 1 and fates[0].key in (None, claimed.batch_id):
+                whole.append(self._row(claimed.batch_id, fates[0], now))
+            else:
+                splits.append((claimed, fates))
+        for claimed in empty:
+            whole.append((claimed.batch_id, "cancelled", None, "every message was cancelled", None))
+        ours = [B.state == "in_flight", B.claim_id == claim_id]
         with self.engine.begin() as conn:
-            # All sent rows in one statement: each batch has its own dispatch id.
-            set_by_message_id(
+            set_by_key(
                 conn,
-                sent,
-                {"dispatch_id": 1},
-                fixed={"state": "sent", "sent_at": now, "updated_at": now, "last_error": None},
-                where=[outbox.c.state == "in_flight", outbox.c.claim_id == claim_id],
+                delivery_batches,
+                "batch_id",
+                whole,
+                ("state", "dispatch_id", "last_error", "sent_at"),
+                fixed={"updated_at": now},
+                where=ours,
             )
-            # Failed rows keep the key of the request that gave up: a retry must reuse it.
-            set_by_message_id(
-                conn,
-                failed,
-                {"last_error": 1, "request_key": 2},
-                fixed={"state": "failed", "updated_at": now},
-                where=[outbox.c.state == "in_flight", outbox.c.claim_id == claim_id],
+            for claimed, fates in splits:
+                self._split(conn, claimed, fates, ours, now)
+
+    def _row(self, batch_id: str, fate: _Fate, now: dt.datetime) -> tuple[Any, ...]:
+        sent = fate.state == "sent"
+        if sent:
+            return (batch_id, "sent", fate.detail, None, now)
+        return (batch_id, fate.state, None, fate.detail, None)
+
+    def _split(self, conn: Any, claimed: ClaimedBatch, fates: list[_Fate], ours: list[Any], now: dt.datetime) -> None:
+        ids = [fate.key or request_key(fate.message_ids) for fate in fates]
+        kept = next((f for f, i in zip(fates, ids, strict=True) if i == claimed.batch_id), None)
+        state, dispatch_id, last_error, sent_at = (
+            self._row(claimed.batch_id, kept, now)[1:]
+            if kept
+            else ("split", None, "re-batched: its messages met different fates", None)
+        )
+        marked = conn.execute(
+            delivery_batches.update()
+            .where(B.batch_id == claimed.batch_id, *ours)
+            .values(state=state, dispatch_id=dispatch_id, last_error=last_error, sent_at=sent_at, updated_at=now)
+        ).rowcount
+        if not marked:
+            return  # the claim was taken over meanwhile: the new owner decides
+        rows = []
+        for fate, batch_id in zip(fates, ids, strict=True):
+            if fate is kept:
+                continue
+            state, dispatch_id, last_error, sent_at = self._row(batch_id, fate, now)[1:]
+            rows.append(
+                (
+                    *(batch_id, self.run_date, shard_key(batch_id), claimed.destination, claimed.campaign_id),
+                    *(claimed.variant, claimed.send_at, len(fate.message_ids), state, 1, dispatch_id, last_error),
+                    *(now, now, sent_at),
+                )
             )
-            for (state, detail), ids in groups.items():
-                if state == "sent":
-                    continue
+            for start in range(0, len(fate.message_ids), 500):
                 conn.execute(
                     outbox.update()
-                    .where(outbox.c.message_id.in_(ids), outbox.c.state == "in_flight", outbox.c.claim_id == claim_id)
-                    .values(state=state, updated_at=now, last_error=detail)
+                    .where(outbox.c.message_id.in_(fate.message_ids[start : start + 500]))
+                    .values(batch_id=batch_id, shard_key=shard_key(batch_id), updated_at=now)
                 )
+        bulk_insert(conn, delivery_batches, SPLIT_COLUMNS, rows)
+
+    def _count(self, claimed: ClaimedBatch, outcome: BatchOutcome) -> None:
+        campaign_id = claimed.campaign_id
+        self.report.requests += outcome.requests
+        if outcome.retried:
+            self.report.add(self.report.retried, campaign_id, outcome.retried)
+        if outcome.throttled_s:
+            self.report.throttled_s[campaign_id] = self.report.throttled_s.get(campaign_id, 0.0) + outcome.throttled_s
+        self.report.add(self.report.sent, campaign_id, len(outcome.sent))
+        if outcome.dead:
+            self.report.add(self.report.dead, campaign_id, len(outcome.dead))
+            for error in list(outcome.dead.values())[: max(0, 10 - len(self.report.dead_samples))]:
+                self.report.dead_samples.append(f"{campaign_id}: {error}")
+        self.report.unknown += len(outcome.unknown)
+        settled = len(outcome.sent) + len(outcome.dead) + len(outcome.unknown)
+        if len(claimed.messages) > settled:
+            self.report.add(self.report.failed, campaign_id, len(claimed.messages) - settled)
 
     # ---------------------------------------------------------------- recovery
 
-    def _in_flight_elsewhere(self) -> tuple[list[tuple[str, dt.datetime]], dt.datetime]:
-        """(claim id, last touched) of in-flight claims in this shard, and the lease cutoff now."""
-        cutoff = self.clock() - dt.timedelta(seconds=self.settings.lease_s)
-        with self.engine.connect() as conn:
-            claims = conn.execute(
-                sa.select(outbox.c.claim_id, sa.func.max(outbox.c.updated_at))
-                .where(
-                    outbox.c.run_date == self.run_date,
-                    outbox.c.state == "in_flight",
-                    _in_shard(self.shard, self.shards),
-                )
-                .group_by(outbox.c.claim_id)
-            ).all()
-        return [(c, t) for c, t in claims], cutoff
-
     def _recover_in_flight(self) -> bool:
         """Take over claims whose lease ran out and resolve them; True if live claims remain."""
-        claims, cutoff = self._in_flight_elsewhere()
+        claims, cutoff = self.claims.in_flight_claims()
         expired = [c for c, touched in claims if touched < cutoff]
         for old_claim in expired:
-            new_claim = str(uuid.uuid4())
-            with self.engine.begin() as conn:
-                taken = conn.execute(
-                    outbox.update()
-                    .where(
-                        outbox.c.claim_id == old_claim,
-                        outbox.c.state == "in_flight",
-                        outbox.c.updated_at < cutoff,
-                        _in_shard(self.shard, self.shards),
-                    )
-                    .values(claim_id=new_claim, updated_at=self.clock())
-                ).rowcount
-            if taken:
-                self._resolve_taken_over(new_claim)
+            new_claim, batches = self.claims.take_over(old_claim, cutoff)
+            if batches:
+                self._resolve_taken_over(new_claim, batches)
         return len(expired) < len(claims)
 
-    def _resolve_taken_over(self, claim_id: str) -> None:
-        with self.engine.connect() as conn:
-            stuck = conn.execute(sa.select(*COLUMNS).where(outbox.c.claim_id == claim_id)).all()
-        store_rows: list[Any] = []
-        resend: list[Any] = []
-        unknown: list[str] = []
-        for r in stuck:
-            dest = self.definitions.settings.destinations.get(r.destination)
-            if dest is not None and dest.kind == "message_store":
-                store_rows.append(r)
-            elif dest is not None and dest.honours_idempotency_key and r.request_key:
-                resend.append(r)
-            else:  # no idempotency, or no key recorded: it may have gone out; never guess
-                unknown.append(r.message_id)
+    def _resolve_taken_over(self, claim_id: str, batches: list[ClaimedBatch]) -> None:
+        unknown: list[ClaimedBatch] = []
+        again: list[ClaimedBatch] = []
+        for b in batches:
+            dest = self.definitions.settings.destinations.get(b.destination)
+            if dest is not None and (dest.kind == "message_store" or dest.honours_idempotency_key):
+                again.append(b)
+            else:  # no idempotency: it may have gone out; never guess
+                unknown.append(b)
         if unknown:
+            note = "possibly delivered: in flight when its worker stopped; not resent"
             with self.engine.begin() as conn:
-                for start in range(0, len(unknown), 1000):
-                    conn.execute(
-                        outbox.update()
-                        .where(
-                            outbox.c.message_id.in_(unknown[start : start + 1000]),
-                            outbox.c.claim_id == claim_id,
-                            outbox.c.state == "in_flight",
-                        )
-                        .values(
-                            state="unknown",
-                            updated_at=self.clock(),
-                            last_error="possibly delivered: in flight when its worker stopped; not resent",
-                        )
-                    )
-            self.report.unknown += len(unknown)
-            log.warning(
-                "shard %d: %d messages were in flight when a worker stopped; marked unknown", self.shard, len(unknown)
-            )
-        batches = self._keyed(resend)
-        if batches or store_rows:
-            self.report.resent_in_flight += len(resend)
-            self._deliver_rows(claim_id, store_rows + resend, batches)
+                set_by_key(
+                    conn,
+                    delivery_batches,
+                    "batch_id",
+                    [(b.batch_id, "unknown", note) for b in unknown],
+                    ("state", "last_error"),
+                    fixed={"updated_at": self.clock()},
+                    where=[B.state == "in_flight", B.claim_id == claim_id],
+                )
+            count = sum(len(b.messages) for b in unknown)
+            self.report.unknown += count
+            log.warning("shard %d: %d messages were in flight when a worker stopped; marked unknown", self.shard, count)
+        if again:
+            self.report.resent_in_flight += sum(len(b.messages) for b in again if not self._is_store(b.destination))
+            self._deliver(claim_id, again)
 
     def run(self) -> DeliveryReport:
-        with self.engine.begin() as conn:
-            self._requeue_failed(conn)
+        self.claims.requeue_failed(self.settings.max_attempts)
         self._recover_in_flight()
+        per_claim = max(1, self.settings.claim_size // self.settings.batch_size)
         while True:
-            claim_id, rows, batches, seen = self._claim()
+            claim_id, batches, seen = self.claims.claim(per_claim)
             if not seen:
                 break
-            if rows:
-                self._deliver_rows(claim_id, rows, batches)
+            if batches:
+                self._deliver(claim_id, batches)
         # Another worker's live claim in this shard: wait for it, or take it over when its lease ends.
         started = time.monotonic()
         deadline = started + self.settings.lease_s * 2 + 5
@@ -510,6 +351,25 @@ class ShardDelivery:
             time.sleep(min(1.0, self.settings.lease_s / 4))
         self.report.waited_for_other_workers_s += time.monotonic() - started
         return self.report
+
+
+SPLIT_COLUMNS = (
+    "batch_id",
+    "run_date",
+    "shard_key",
+    "destination",
+    "campaign_id",
+    "variant",
+    "send_at",
+    "messages",
+    "state",
+    "attempts",
+    "dispatch_id",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "sent_at",
+)
 
 
 def deliver_shard(

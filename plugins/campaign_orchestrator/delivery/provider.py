@@ -12,11 +12,10 @@ derived from its message ids, so a resend of the same batch is recognisable.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from campaign_orchestrator.batching import request_key
 from campaign_orchestrator.connections import ProviderEndpoint
 
 SEND_PATH = "/campaigns/trigger/send"
@@ -76,10 +76,6 @@ class BatchOutcome:
     requests: int = 0
     retried: int = 0
     throttled_s: float = 0.0
-
-
-def request_key(message_ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(message_ids)).encode()).hexdigest()
 
 
 class TokenBucket:

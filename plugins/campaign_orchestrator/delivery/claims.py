@@ -1,0 +1,181 @@
+"""Claiming delivery batches: the only place two workers could meet, so every step is atomic.
+
+Shards are disjoint ranges of the batches' `shard_key`, so parallel workers normally never meet
+on a row; within a shard a claim is a conditional UPDATE (`state = 'pending'`) tagged with a
+claim id, so even a zombie retry of the same shard cannot take a batch twice. A claim is a lease:
+its worker touches it while sending (`heartbeat`), and a claim nobody touched for a whole lease
+can be taken over, again by one conditional UPDATE, by exactly one successor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from campaign_orchestrator.batching import SHARD_KEYS
+from campaign_orchestrator.tables import delivery_batches, outbox
+
+log = logging.getLogger(__name__)
+
+B = delivery_batches.c
+
+
+@dataclass
+class ClaimedBatch:
+    """A batch under this worker's claim, with the messages it still carries (cancelled ones left)."""
+
+    batch_id: str
+    destination: str
+    campaign_id: str
+    variant: str
+    send_at: dt.datetime
+    messages: list[Any] = field(default_factory=list)  # rows: message_id, customer_id, payload
+
+
+def shard_range(shard: int, shards: int) -> tuple[int, int]:
+    """Shard i of n owns the shard keys [floor(i*K/n), floor((i+1)*K/n)) of K = SHARD_KEYS."""
+    return shard * SHARD_KEYS // shards, (shard + 1) * SHARD_KEYS // shards
+
+
+def in_shard(shard: int, shards: int, column: sa.ColumnElement[Any] = B.shard_key) -> sa.ColumnElement[bool]:
+    low, high = shard_range(shard, shards)
+    return sa.and_(column >= low, column < high)
+
+
+class Claims:
+    """Claim, load, keep alive and take over batches of one shard of one run date."""
+
+    def __init__(self, engine: Engine, run_date: dt.date, shard: int, shards: int, lease_s: float, clock: Any) -> None:
+        self.engine, self.run_date, self.shard, self.shards = engine, run_date, shard, shards
+        self.lease_s = lease_s
+        self.clock: Callable[[], dt.datetime] = clock
+        self._mine = sa.and_(B.run_date == run_date, in_shard(shard, shards))
+
+    def requeue_failed(self, max_attempts: int) -> int:
+        """Batches that gave up on transient errors in an earlier attempt get another chance,
+        with the same Idempotency-Key (their id), since the provider may have accepted them."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delivery_batches.update()
+                .where(self._mine, B.state == "failed", B.attempts < max_attempts)
+                .values(state="pending", updated_at=self.clock())
+            )
+        return int(result.rowcount or 0)
+
+    def claim(self, size: int) -> tuple[str, list[ClaimedBatch], bool]:
+        """A claim id, the batches this worker now owns under it, and whether any pending batch
+        was seen (a concurrent worker may have won the race for all of them).
+
+        The outer `state = 'pending'` is re-checked under the row lock, so two workers can never
+        both take a batch; PostgreSQL skips rows another claim is locking instead of queueing
+        behind it. The derived table keeps the LIMIT legal on MySQL."""
+        claim_id = str(uuid.uuid4())
+        picked = (
+            sa.select(B.batch_id)
+            .where(self._mine, B.state == "pending")
+            .order_by(B.send_at, B.campaign_id, B.variant, B.batch_id)
+            .limit(size)
+        )
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                chosen: Any = picked.with_for_update(skip_locked=True)
+            else:
+                sub = picked.subquery("picked")
+                chosen = sa.select(sub.c.batch_id)
+            taken = conn.execute(
+                delivery_batches.update()
+                .where(B.batch_id.in_(chosen), B.state == "pending")
+                .values(state="in_flight", claim_id=claim_id, attempts=B.attempts + 1, updated_at=self.clock())
+            ).rowcount
+            if not taken:
+                return claim_id, [], self._any_pending(conn)
+            return claim_id, load(conn, claim_id), True
+
+    def _any_pending(self, conn: Connection) -> bool:
+        return conn.execute(sa.select(B.batch_id).where(self._mine, B.state == "pending").limit(1)).first() is not None
+
+    @contextmanager
+    def heartbeat(self, claim_id: str) -> Iterator[threading.Event]:
+        """Touch the claim every quarter lease while it is worked on, so nobody takes it over.
+        Yields an event set when the lease is lost (another worker took the claim, or the
+        warehouse could not be reached): from then on this worker sends nothing more of it."""
+        stop, lost = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_s / 4):
+                try:
+                    with self.engine.begin() as conn:
+                        touched = conn.execute(
+                            delivery_batches.update()
+                            .where(B.claim_id == claim_id, B.state == "in_flight")
+                            .values(updated_at=self.clock())
+                        ).rowcount
+                except Exception:
+                    log.exception("shard %d: could not renew a delivery claim; stopping it", self.shard)
+                    touched = 0
+                if not touched:
+                    lost.set()
+                    return
+
+        thread = threading.Thread(target=beat, name=f"claim-heartbeat-{self.shard}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            stop.set()
+            thread.join()
+
+    def in_flight_claims(self) -> tuple[list[tuple[str, dt.datetime]], dt.datetime]:
+        """(claim id, last touched) of the shard's in-flight claims, and the lease cutoff now."""
+        cutoff = self.clock() - dt.timedelta(seconds=self.lease_s)
+        with self.engine.connect() as conn:
+            claims = conn.execute(
+                sa.select(B.claim_id, sa.func.max(B.updated_at))
+                .where(self._mine, B.state == "in_flight")
+                .group_by(B.claim_id)
+            ).all()
+        return [(c, t) for c, t in claims], cutoff
+
+    def take_over(self, old_claim: str, cutoff: dt.datetime) -> tuple[str, list[ClaimedBatch]]:
+        """Move an expired claim to a new claim id; only one worker can succeed (empty if not us)."""
+        new_claim = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                delivery_batches.update()
+                .where(self._mine, B.claim_id == old_claim, B.state == "in_flight", B.updated_at < cutoff)
+                .values(claim_id=new_claim, updated_at=self.clock())
+            ).rowcount
+            return new_claim, load(conn, new_claim) if taken else []
+
+
+def load(conn: Connection, claim_id: str) -> list[ClaimedBatch]:
+    """The claim's batches with their messages, in claim order."""
+    batches = {
+        r.batch_id: ClaimedBatch(r.batch_id, r.destination, r.campaign_id, r.variant, r.send_at)
+        for r in conn.execute(
+            sa.select(B.batch_id, B.destination, B.campaign_id, B.variant, B.send_at)
+            .where(B.claim_id == claim_id, B.state == "in_flight")
+            .order_by(B.send_at, B.campaign_id, B.variant, B.batch_id)
+        )
+    }
+    if not batches:
+        return []
+    ids = list(batches)
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            sa.select(outbox.c.batch_id, outbox.c.message_id, outbox.c.customer_id, outbox.c.payload)
+            .where(outbox.c.batch_id.in_(ids[start : start + 500]), outbox.c.state.is_(None))
+            .order_by(outbox.c.batch_id, outbox.c.message_id)
+        )
+        for r in rows:
+            batches[r.batch_id].messages.append(r)
+    return list(batches.values())
