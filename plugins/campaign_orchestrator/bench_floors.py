@@ -348,7 +348,6 @@ def deliver_floor(
     """A bare `requests.Session` loop posting the same provider batches (the outbox's delivery
     batches, same JSON bodies, same endpoints) one after another to the same simulator, measured
     now: no ledger, no claims, no retries, no rate limiting. Building the bodies is not timed."""
-    import json
     from collections import defaultdict
 
     import requests
@@ -372,22 +371,22 @@ def deliver_floor(
             groups[r.batch_id].append(r)
     engine.dispose()
     shaper = ProviderClient(ProviderEndpoint(base_url, api_key), TokenBucket(10**9))
-    requests_out: list[tuple[str, str]] = []
+    requests_out: list[tuple[str, bytes]] = []
     messages = 0
     for members in groups.values():
         first = members[0]
         batch = Batch(
             definitions.campaigns[first.campaign_id].provider_campaign_id,
             first.send_at,
-            tuple(Message(r.message_id, r.customer_id, json.loads(r.payload)) for r in members),
+            tuple(Message(r.message_id, r.customer_id, r.payload) for r in members),
         )
-        path, body = shaper.body(batch)
-        requests_out.append((base_url + path, json.dumps(body, separators=(",", ":"))))
+        path, text = shaper.body_text(batch)
+        requests_out.append((path, text.encode()))
         messages += len(members)
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     t0 = time.perf_counter()
-    for url, data in requests_out:
-        session.post(url, data=data, timeout=30).raise_for_status()
+    for path, data in requests_out:
+        session.post(base_url + path, data=data, timeout=30).raise_for_status()
     elapsed = time.perf_counter() - t0
     return {"floor_s": round(elapsed, 3), "requests": len(requests_out), "messages": messages}

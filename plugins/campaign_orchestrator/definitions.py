@@ -51,7 +51,9 @@ class DeliverySettings(_Strict):
     shards: int = Field(default=4, ge=1, le=1024, description="outbox shards the DAG maps delivery over")
     max_workers: int = Field(default=4, ge=1, le=64, description="concurrent requests per shard")
     batch_size: int = Field(default=50, ge=1, le=50, description="recipients per provider request")
-    claim_size: int = Field(default=5000, ge=50, description="outbox rows claimed at a time")
+    claim_size: int = Field(
+        default=5000, ge=50, description="messages claimed at a time (in whole batches of batch_size)"
+    )
     requests_per_hour: int = Field(default=250_000, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=20)
     timeout_s: float = Field(default=30.0, gt=0)

@@ -26,7 +26,7 @@ from campaign_orchestrator.batching import BATCH_COLUMNS, BatchFormer
 from campaign_orchestrator.definitions import Definitions
 from campaign_orchestrator.tables import customers, delivery_batches, outbox, render_errors, target_list
 from campaign_orchestrator.templates import PROFILE_CONTEXT, CompiledTemplate, RenderError
-from campaign_orchestrator.warehouse import bulk_insert_ignore
+from campaign_orchestrator.warehouse import analyze_tables, bulk_insert_ignore
 
 MESSAGE_NAMESPACE = uuid.UUID("6f0c8a52-5a43-4c0e-9a39-0b7c4b3f4e61")
 RENDER_CHUNK = 20_000
@@ -211,6 +211,8 @@ def render_outbox(
             in_flight.popleft().result()
     with engine.begin() as conn:
         report.held = hold_failing_campaigns(conn, run_date, definitions.settings.render.max_error_share, now)
+        # Fresh statistics, or the planner may scan the whole outbox for every delivery claim.
+        analyze_tables(conn, [outbox, delivery_batches])
     return report
 
 

@@ -20,11 +20,12 @@ its lease to run out, before it reports the shard done.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from sqlalchemy.engine import Engine
 from campaign_orchestrator.batching import request_key, shard_key
 from campaign_orchestrator.connections import EndpointResolver
 from campaign_orchestrator.definitions import Definitions, DeliverySettings
-from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims
+from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims, Leases
 from campaign_orchestrator.delivery.message_store import store_messages
 from campaign_orchestrator.delivery.provider import Batch, BatchOutcome, Message, ProviderClient, TokenBucket
 from campaign_orchestrator.tables import delivery_batches, outbox
@@ -102,6 +103,8 @@ class _Fate:
 
 
 def _fates(batch: ClaimedBatch, outcome: BatchOutcome) -> list[_Fate]:
+    if len(outcome.sent) == len(batch.messages) and len(set(outcome.sent.values())) == 1:  # the usual case
+        return [_Fate("sent", next(iter(outcome.sent.values())), None, list(outcome.sent))]
     groups: dict[tuple[str, str, str | None], _Fate] = {}
     for m in batch.messages:
         mid = m.message_id
@@ -140,6 +143,10 @@ class ShardDelivery:
         self.settings: DeliverySettings = definitions.settings.delivery
         self.clock = clock
         self.claims = Claims(engine, run_date, shard, shards, self.settings.lease_s, clock)
+        self.leases = Leases(engine, self.settings.lease_s, clock, shard)
+        self._writes: deque[Future[None]] = deque()  # warehouse writes queued on the ledger thread
+        self._senders: ThreadPoolExecutor
+        self._ledger: ThreadPoolExecutor
         self.report = DeliveryReport(shard=shard)
         self._clients: dict[str, ProviderClient] = {}
         self._resolver = resolver
@@ -167,24 +174,48 @@ class ShardDelivery:
 
     # ---------------------------------------------------------------- sending
 
-    def _deliver(self, claim_id: str, batches: list[ClaimedBatch]) -> None:
-        with self.claims.heartbeat(claim_id) as lost:
-            store = [b for b in batches if self._is_store(b.destination) and b.messages]
-            if store:
-                with self.engine.begin() as conn:
-                    stored = store_messages(conn, store, self.definitions.campaigns, self.clock(), claim_id)
-                for b in stored:
-                    self.report.add(self.report.sent, b.campaign_id, len(b.messages))
-            provider = [b for b in batches if not self._is_store(b.destination) and b.messages]
-            empty = [b for b in batches if not b.messages]
-            outcomes: list[BatchOutcome] = []
-            if provider:
-                with ThreadPoolExecutor(max_workers=self.settings.max_workers) as pool:
-                    outcomes = list(pool.map(lambda b: self._send_batch(b, lost), provider))
-            if not lost.is_set():
-                self._record(claim_id, provider, outcomes, empty)
+    def _take(self, batches_per_claim: int) -> tuple[str, list[ClaimedBatch], bool, threading.Event]:
+        claim_id, batches, seen = self.claims.claim(batches_per_claim)
+        lost = self.leases.hold(claim_id) if batches else threading.Event()
+        return claim_id, batches, seen, lost
 
-    def _send_batch(self, claimed: ClaimedBatch, lost: Any) -> BatchOutcome:
+    def _deliver(self, claim_id: str, batches: list[ClaimedBatch], lost: threading.Event) -> None:
+        """Send a claim's provider batches on the sender pool; its warehouse writes (message store,
+        outcomes) queue on the ledger thread, so the next claim is sent meanwhile."""
+        store = [b for b in batches if self._is_store(b.destination) and b.messages]
+        provider = [b for b in batches if not self._is_store(b.destination) and b.messages]
+        empty = [b for b in batches if not b.messages]
+        if store:
+            self._writes.append(self._ledger.submit(self._store, claim_id, store))
+        outcomes = list(self._senders.map(lambda b: self._send_batch(b, lost), provider))
+        self._writes.append(self._ledger.submit(self._finish, claim_id, provider, outcomes, empty, lost))
+
+    def _store(self, claim_id: str, batches: list[ClaimedBatch]) -> None:
+        with self.engine.begin() as conn:
+            stored = store_messages(conn, batches, self.definitions.campaigns, self.clock(), claim_id)
+        for b in stored:
+            self.report.add(self.report.sent, b.campaign_id, len(b.messages))
+
+    def _finish(
+        self,
+        claim_id: str,
+        batches: list[ClaimedBatch],
+        outcomes: list[BatchOutcome],
+        empty: list[ClaimedBatch],
+        lost: threading.Event,
+    ) -> None:
+        try:
+            if not lost.is_set():
+                self._record(claim_id, batches, outcomes, empty)
+        finally:
+            self.leases.release(claim_id)
+
+    def _drain(self, wait: bool) -> None:
+        """Surface the ledger thread's errors (all of them when `wait`, else the finished ones)."""
+        while self._writes and (wait or self._writes[0].done()):
+            self._writes.popleft().result()
+
+    def _send_batch(self, claimed: ClaimedBatch, lost: threading.Event) -> BatchOutcome:
         if lost.is_set():
             return BatchOutcome()  # the claim is someone else's now: they resend it with the same key
         campaign = self.definitions.campaigns[claimed.campaign_id]
@@ -192,7 +223,7 @@ class ShardDelivery:
         batch = Batch(
             provider_campaign_id=campaign.provider_campaign_id,
             send_at=claimed.send_at,
-            messages=tuple(Message(m.message_id, m.customer_id, json.loads(m.payload)) for m in claimed.messages),
+            messages=tuple(Message(m.message_id, m.customer_id, m.payload) for m in claimed.messages),
             key=claimed.batch_id,
         )
         return self.client(claimed.destination).send(batch)
@@ -329,28 +360,47 @@ class ShardDelivery:
             log.warning("shard %d: %d messages were in flight when a worker stopped; marked unknown", self.shard, count)
         if again:
             self.report.resent_in_flight += sum(len(b.messages) for b in again if not self._is_store(b.destination))
-            self._deliver(claim_id, again)
+            self._deliver(claim_id, again, self.leases.hold(claim_id))
 
     def run(self) -> DeliveryReport:
         self.claims.requeue_failed(self.settings.max_attempts)
-        self._recover_in_flight()
         per_claim = max(1, self.settings.claim_size // self.settings.batch_size)
-        while True:
-            claim_id, batches, seen = self.claims.claim(per_claim)
-            if not seen:
-                break
-            if batches:
-                self._deliver(claim_id, batches)
-        # Another worker's live claim in this shard: wait for it, or take it over when its lease ends.
+        with (
+            self.leases.running(),
+            ThreadPoolExecutor(self.settings.max_workers, thread_name_prefix=f"send-{self.shard}") as self._senders,
+            ThreadPoolExecutor(1, thread_name_prefix=f"ledger-{self.shard}") as self._ledger,
+        ):
+            try:
+                self._recover_in_flight()
+                self._drain(wait=True)
+                # The next claim is taken and loaded on the ledger thread while this one is sent.
+                upcoming = self._ledger.submit(self._take, per_claim)
+                while True:
+                    claim_id, batches, seen, lost = upcoming.result()
+                    if not seen:
+                        break
+                    upcoming = self._ledger.submit(self._take, per_claim)
+                    if batches:
+                        self._deliver(claim_id, batches, lost)
+                    self._drain(wait=False)
+                self._drain(wait=True)
+                self._wait_for_other_workers()
+                self._drain(wait=True)
+            finally:
+                self._writes.clear()  # on an error the executors still finish what was queued
+        return self.report
+
+    def _wait_for_other_workers(self) -> None:
+        """Another worker's live claim in this shard: wait for it, or take it over when its lease ends."""
         started = time.monotonic()
         deadline = started + self.settings.lease_s * 2 + 5
         while self._recover_in_flight():
+            self._drain(wait=True)
             if time.monotonic() > deadline:  # its worker keeps it alive: it is still sending
                 log.warning("shard %d: another worker is still delivering part of it", self.shard)
                 break
             time.sleep(min(1.0, self.settings.lease_s / 4))
         self.report.waited_for_other_workers_s += time.monotonic() - started
-        return self.report
 
 
 SPLIT_COLUMNS = (

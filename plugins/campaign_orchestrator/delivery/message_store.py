@@ -15,10 +15,25 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.campaign_spec import Campaign
 from campaign_orchestrator.tables import delivery_batches, inapp_messages
-from campaign_orchestrator.warehouse import insert_ignore
+from campaign_orchestrator.warehouse import bulk_insert_ignore
 
 if TYPE_CHECKING:
     from campaign_orchestrator.delivery.claims import ClaimedBatch
+
+STORE_COLUMNS = (
+    "message_id",
+    "customer_id",
+    "campaign_id",
+    "treatment_id",
+    "content",
+    "priority",
+    "start_at",
+    "end_at",
+    "session_cap",
+    "daily_cap",
+    "total_cap",
+    "created_at",
+)
 
 
 def store_messages(
@@ -34,24 +49,12 @@ def store_messages(
     records = []
     for batch in batches:
         options = campaigns[batch.campaign_id].in_app
+        end_at = batch.send_at + dt.timedelta(hours=options.expires_after_hours)
+        caps = (options.session_cap, options.daily_cap, options.total_cap)
         for m in batch.messages:
-            records.append(
-                {
-                    "message_id": m.message_id,
-                    "customer_id": m.customer_id,
-                    "campaign_id": batch.campaign_id,
-                    "treatment_id": batch.variant,
-                    "content": m.payload,
-                    "priority": options.priority,
-                    "start_at": batch.send_at,
-                    "end_at": batch.send_at + dt.timedelta(hours=options.expires_after_hours),
-                    "session_cap": options.session_cap,
-                    "daily_cap": options.daily_cap,
-                    "total_cap": options.total_cap,
-                    "created_at": now,
-                }
-            )
-    insert_ignore(conn, inapp_messages, records)
+            head = (m.message_id, m.customer_id, batch.campaign_id, batch.variant, m.payload, options.priority)
+            records.append((*head, batch.send_at, end_at, *caps, now))
+    bulk_insert_ignore(conn, inapp_messages, STORE_COLUMNS, records)
     conn.execute(
         delivery_batches.update()
         .where(still_ours)
