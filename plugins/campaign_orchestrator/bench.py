@@ -204,6 +204,7 @@ def run_bench(
         _sim(base_url, "reset")  # (faults too)
         _sim(base_url, "faults", UNLIMITED)
         floor = deliver_floor(warehouse_url, run.definitions, run_date, base_url, api_key)
+        again = deliver_providers_again(run, base_url, resolve)
         results["deliver"].update(
             floor_s=floor["floor_s"],
             provider_messages=floor["messages"],
@@ -211,6 +212,8 @@ def run_bench(
             floor_requests=floor["requests"],
             duplicates=ours["duplicates"],
             throughput_vs_floor=round(floor["floor_s"] / results["deliver"]["wall_s"], 3),
+            provider_only=again,
+            provider_throughput_vs_floor=round(floor["floor_s"] / again["wall_s"], 3),
         )
         results["deliver_limited"] = deliver_at_limit(run, base_url, resolve, limit_per_hour)
     return _write(workdir, customers, warehouse_url, run_date, results)
@@ -232,18 +235,7 @@ def deliver_at_limit(
     bucket refilled every second, holding one second's worth) and our client configured with the
     same budget: the sustained request rate against the limit, and how many 429s it took."""
 
-    from campaign_orchestrator.delivery.claims import in_shard
-    from campaign_orchestrator.tables import delivery_batches
-
-    providers = [k for k, d in run.definitions.settings.destinations.items() if d.kind == "provider"]
-    shards = run.definitions.settings.delivery.shards
-    b = delivery_batches.c
-    with run.engine.begin() as conn:
-        conn.execute(
-            delivery_batches.update()
-            .where(b.run_date == run.config.run_date, b.destination.in_(providers), in_shard(0, shards))
-            .values(state="pending", claim_id=None, dispatch_id=None, attempts=0, sent_at=None, last_error=None)
-        )
+    _unsend_provider_batches(run, shard=0)
     per_second = limit_per_hour / 3600
     _sim(base_url, "reset")
     _sim(
@@ -275,6 +267,44 @@ def deliver_at_limit(
         "share_of_limit": round(rate / per_second, 3),
         "http_429": stats["injected"].get("429", 0),
         "client_burst": 50,
+        "duplicates": stats["duplicates"],
+    }
+
+
+def _unsend_provider_batches(run: pipeline.Run, shard: int | None = None) -> None:
+    """Put the run's provider batches (of one shard, or all) back to pending, to send them again."""
+    from campaign_orchestrator.delivery.claims import in_shard
+    from campaign_orchestrator.tables import delivery_batches
+
+    providers = [k for k, d in run.definitions.settings.destinations.items() if d.kind == "provider"]
+    b = delivery_batches.c
+    where = [b.run_date == run.config.run_date, b.destination.in_(providers), b.state == "sent"]
+    if shard is not None:
+        where.append(in_shard(shard, run.definitions.settings.delivery.shards))
+    with run.engine.begin() as conn:
+        conn.execute(
+            delivery_batches.update()
+            .where(*where)
+            .values(state="pending", claim_id=None, dispatch_id=None, attempts=0, sent_at=None, last_error=None)
+        )
+
+
+def deliver_providers_again(
+    run: pipeline.Run, base_url: str, resolve: Callable[[str], ProviderEndpoint]
+) -> dict[str, Any]:
+    """The provider batches alone, sent again shard after shard to a fresh simulator: the same
+    requests as the floor's loop, with the ledger, claims, leases and retries around them."""
+    _unsend_provider_batches(run)
+    _sim(base_url, "reset")
+    _sim(base_url, "faults", UNLIMITED)
+    t0 = time.perf_counter()
+    details = [pipeline.deliver_stage(run, s, resolve, concurrent_shards=1) for s in pipeline.delivery_shards(run)]
+    wall = time.perf_counter() - t0
+    stats = _sim(base_url, "stats")
+    return {
+        "wall_s": round(wall, 3),
+        "messages": sum(d["rows"] for d in details),
+        "requests": stats["requests"],
         "duplicates": stats["duplicates"],
     }
 
@@ -332,6 +362,13 @@ def table(doc: dict[str, Any]) -> str:
         share = doc["stages"].get(name, {}).get("throughput_vs_floor")
         if share is not None:
             lines.append(f"{name}: {share:.0%} of the floor's throughput")
+    provider_share = doc["stages"].get("deliver", {}).get("provider_throughput_vs_floor")
+    if provider_share is not None:
+        again = doc["stages"]["deliver"]["provider_only"]
+        lines.append(
+            f"deliver, provider batches alone: {again['wall_s']} s, {provider_share:.0%} of the floor's throughput, "
+            f"{again['duplicates']} duplicates"
+        )
     limited = doc["stages"].get("deliver_limited")
     if limited:
         lines.append(

@@ -179,3 +179,35 @@ def test_the_token_bucket_paces_requests():
     for _ in range(5):
         bucket.acquire(sleep)
     assert round(sum(slept), 3) == 3.0  # two from the burst, then one a second
+
+
+def test_a_batch_whose_messages_meet_different_fates_is_rebatched_by_request(warehouse):
+    from campaign_orchestrator.batching import request_key
+    from campaign_orchestrator.delivery.dispatcher import ShardDelivery
+    from campaign_orchestrator.delivery.provider import BatchOutcome
+
+    defs = definitions([{"id": "p"}])
+    prepare(warehouse, defs, n=40)
+    delivery = ShardDelivery(warehouse, defs, RUN, 0, 1, resolver(("http://127.0.0.1:9", "k")), clock=lambda: NOW)
+    claim_id, batches, _ = delivery.claims.claim(10)
+    assert [len(b.messages) for b in batches] == [40]  # one request's worth, rendered as one batch
+    (batch,) = batches
+    ids = sorted(m.message_id for m in batch.messages)
+    sent, failed, dead = ids[:20], ids[20:30], ids[30:]
+    failed_key = request_key(failed)  # the split request that gave up on 503s
+    outcome = BatchOutcome(
+        sent=dict.fromkeys(sent, "dispatch-1"),
+        failed=dict.fromkeys(failed, "gave up after 5 attempts: HTTP 503"),
+        failed_keys=dict.fromkeys(failed, failed_key),
+        dead=dict.fromkeys(dead, "HTTP 400: not a valid user"),
+    )
+    delivery._record(claim_id, [batch], [outcome], [])
+    with warehouse.connect() as conn:
+        assert state_counts(conn) == {"sent": 20, "failed": 10, "dead": 10}
+        rows = {r.batch_id: r for r in conn.execute(sa.select(delivery_batches))}
+    assert rows[batch.batch_id].state == "split" and rows[failed_key].messages == 10
+    assert rows[request_key(sent)].dispatch_id == "dispatch-1"
+    # The next attempt sends the failed group again as the very request that gave up: same key.
+    assert delivery.claims.requeue_failed(max_attempts=5) == 1
+    _, again, _ = delivery.claims.claim(10)
+    assert [(b.batch_id, sorted(m.message_id for m in b.messages)) for b in again] == [(failed_key, failed)]
