@@ -22,9 +22,16 @@ STATES = ("pending", "held", "in_flight", "sent", "failed", "dead", "cancelled",
 SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
 
 
+VIEW = "message_ledger"
+
+
 def message_ledger(*where: sa.ColumnElement[bool], name: str = "ledger") -> sa.Subquery:
     """Messages with their effective state, dispatch id, attempts and error; `where` filters on
     `outbox` columns before the join, so a run date or campaign narrows the scan."""
+    return _ledger_select(*where).subquery(name)
+
+
+def _ledger_select(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     b = delivery_batches.c
     return (
         sa.select(
@@ -46,8 +53,27 @@ def message_ledger(*where: sa.ColumnElement[bool], name: str = "ledger") -> sa.S
         )
         .select_from(outbox.outerjoin(delivery_batches, b.batch_id == outbox.c.batch_id))
         .where(*where)
-        .subquery(name)
     )
+
+
+def view_ddl(dialect: sa.Dialect) -> str:
+    """The `message_ledger` view for people querying the warehouse: one row per message with its
+    state, as the code reads it."""
+    body = _ledger_select().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    create = "CREATE VIEW IF NOT EXISTS" if dialect.name == "sqlite" else "CREATE OR REPLACE VIEW"
+    return f"{create} {VIEW} AS\n{body}"
+
+
+def create_view(engine: sa.Engine) -> None:
+    if VIEW in sa.inspect(engine).get_view_names():
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql(view_ddl(engine.dialect))
+
+
+def drop_view(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {VIEW}")
 
 
 def ledger_counts(conn: Connection, run_date: dt.date) -> dict[str, dict[str, int]]:

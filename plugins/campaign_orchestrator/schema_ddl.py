@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from campaign_orchestrator.ledger import view_ddl
 from campaign_orchestrator.tables import metadata
 
 DIALECTS = {
@@ -26,4 +27,7 @@ def ddl(dialect_name: str) -> str:
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
         parts.append("")
+    parts.append("-- One row per message with its delivery state (its batch's, unless it left the batch).")
+    parts.append(view_ddl(dialect).strip() + ";")
+    parts.append("")
     return "\n".join(parts)

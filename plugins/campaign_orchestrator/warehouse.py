@@ -71,10 +71,16 @@ def create_warehouse_engine(url: str | URL | None = None) -> Engine:
 
 
 def ensure_schema(engine: Engine) -> None:
+    from campaign_orchestrator.ledger import create_view
+
     metadata.create_all(engine, checkfirst=True)
+    create_view(engine)
 
 
 def drop_schema(engine: Engine) -> None:
+    from campaign_orchestrator.ledger import drop_view
+
+    drop_view(engine)
     metadata.drop_all(engine, checkfirst=True)
 
 

@@ -89,6 +89,9 @@ def test_delivery_sends_each_message_exactly_once_across_reruns(warehouse, simul
     again, _ = deliver_all(warehouse, defs, simulator)
     assert again == 0 and stats(simulator)["recipients"] == 120
     assert states(warehouse) == {"sent": 240}
+    with warehouse.connect() as conn:  # the view people query says the same
+        view = conn.execute(sa.text("SELECT state, count(*), min(attempts) FROM message_ledger GROUP BY state")).all()
+    assert [tuple(r) for r in view] == [("sent", 240, 1)]
 
 
 def test_future_sends_are_scheduled_and_due_ones_sent(warehouse, simulator):
