@@ -291,5 +291,5 @@ CREATE TABLE target_list (
 
 -- One row per message with its delivery state (its batch's, unless it left the batch).
 CREATE OR REPLACE VIEW message_ledger AS
-SELECT outbox.message_id, outbox.run_date, outbox.slot_date, outbox.campaign_id, outbox.customer_id, outbox.variant, outbox.channel, outbox.destination, outbox.send_at, outbox.batch_id, coalesce(outbox.state, delivery_batches.state) AS state, coalesce(delivery_batches.attempts, 0) AS attempts, delivery_batches.dispatch_id, coalesce(outbox.last_error, delivery_batches.last_error) AS last_error, delivery_batches.sent_at 
+SELECT outbox.message_id, outbox.run_date, outbox.slot_date, outbox.campaign_id, outbox.customer_id, outbox.variant, outbox.channel, outbox.destination, outbox.send_at, outbox.batch_id, coalesce(outbox.state, CASE WHEN (delivery_batches.state = 'claimed') THEN 'pending' ELSE delivery_batches.state END) AS state, coalesce(delivery_batches.attempts, 0) AS attempts, delivery_batches.dispatch_id, coalesce(outbox.last_error, delivery_batches.last_error) AS last_error, delivery_batches.sent_at 
 FROM outbox LEFT OUTER JOIN delivery_batches ON delivery_batches.batch_id = outbox.batch_id;

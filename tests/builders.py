@@ -80,6 +80,7 @@ def definitions(
     segments: dict[str, Any] | None = None,
     per_customer_per_day: int = 1,
     default_timezone: str = "America/New_York",
+    batch_size: int = 50,
 ) -> Any:
     """Definitions built in code: a braze-like provider and the message store as destinations."""
     from campaign_orchestrator.campaign_spec import Campaign
@@ -89,7 +90,7 @@ def definitions(
         {
             "default_timezone": default_timezone,
             "caps": {"per_customer_per_day": per_customer_per_day},
-            "delivery": {"shards": 2, "max_workers": 2},
+            "delivery": {"shards": 2, "max_workers": 2, "batch_size": batch_size},
             "destinations": {
                 "braze": {"kind": "provider", "connection_id": "campaigns_provider", "honours_idempotency_key": True},
                 "inbox": {"kind": "message_store"},

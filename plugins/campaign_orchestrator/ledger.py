@@ -17,6 +17,8 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.tables import delivery_batches, outbox
 
+# A message's states. Batches also pass through `claimed` (taken ahead of sending; its messages
+# read as pending) and `split` (re-batched; no message refers to it any more).
 STATES = ("pending", "held", "in_flight", "sent", "failed", "dead", "cancelled", "unknown")
 # States in which a message may have reached, or may still reach, the customer: caps count them.
 SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
@@ -45,7 +47,7 @@ def _ledger_select(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
             outbox.c.destination,
             outbox.c.send_at,
             outbox.c.batch_id,
-            sa.func.coalesce(outbox.c.state, b.state).label("state"),
+            sa.func.coalesce(outbox.c.state, sa.case((b.state == "claimed", "pending"), else_=b.state)).label("state"),
             sa.func.coalesce(b.attempts, 0).label("attempts"),
             b.dispatch_id,
             sa.func.coalesce(outbox.c.last_error, b.last_error).label("last_error"),

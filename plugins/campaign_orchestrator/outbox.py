@@ -92,6 +92,9 @@ def cancel_stale(conn: Connection, run_date: dt.date, now: dt.datetime) -> int:
     unsent = sa.select(delivery_batches.c.batch_id).where(
         delivery_batches.c.run_date == run_date, delivery_batches.c.state.in_(("pending", "failed", "held"))
     )
+    # Lock those batches first: a delivery worker claiming one now waits for this transaction and
+    # then loads its messages without the cancelled ones; one it claimed already is left alone.
+    conn.execute(unsent.with_for_update()).all()
     result = conn.execute(
         outbox.update()
         .where(

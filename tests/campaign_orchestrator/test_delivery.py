@@ -193,6 +193,7 @@ def test_a_batch_whose_messages_meet_different_fates_is_rebatched_by_request(war
     prepare(warehouse, defs, n=40)
     delivery = ShardDelivery(warehouse, defs, RUN, 0, 1, resolver(("http://127.0.0.1:9", "k")), clock=lambda: NOW)
     claim_id, batches, _ = delivery.claims.claim(10)
+    assert delivery.claims.start(claim_id)
     assert [len(b.messages) for b in batches] == [40]  # one request's worth, rendered as one batch
     (batch,) = batches
     ids = sorted(m.message_id for m in batch.messages)
@@ -214,3 +215,27 @@ def test_a_batch_whose_messages_meet_different_fates_is_rebatched_by_request(war
     assert delivery.claims.requeue_failed(max_attempts=5) == 1
     _, again, _ = delivery.claims.claim(10)
     assert [(b.batch_id, sorted(m.message_id for m in b.messages)) for b in again] == [(failed_key, failed)]
+
+
+def test_a_dead_workers_claim_that_never_started_is_sent_not_marked_unknown(warehouse, simulator):
+    defs = definitions([{"id": "p"}], batch_size=5)
+    dest = defs.settings.destinations["braze"].model_copy(update={"honours_idempotency_key": False})
+    defs.settings.destinations["braze"] = dest
+    prepare(warehouse, defs, n=20)
+    b = delivery_batches.c
+    with warehouse.begin() as conn:
+        ids = sorted(conn.execute(sa.select(b.batch_id)).scalars())
+        assert len(ids) == 4
+        # A killed worker: two batches it was sending, two it had taken ahead and not started.
+        for state, part in (("in_flight", ids[:2]), ("claimed", ids[2:])):
+            conn.execute(
+                delivery_batches.update()
+                .where(b.batch_id.in_(part))
+                .values(state=state, claim_id="crashed", attempts=1, updated_at=NOW - dt.timedelta(hours=1))
+            )
+    sent, reports = deliver_all(warehouse, defs, simulator)
+    assert sent == 10 and sum(r.unknown for r in reports) == 10
+    assert states(warehouse) == {"sent": 10, "unknown": 10}
+    with warehouse.connect() as conn:
+        attempts = dict(conn.execute(sa.select(b.batch_id, b.attempts)).all())
+    assert [attempts[i] for i in ids[2:]] == [1, 1]  # given back uncounted, then sent once

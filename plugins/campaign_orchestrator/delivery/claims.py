@@ -3,8 +3,13 @@
 Shards are disjoint ranges of the batches' `shard_key`, so parallel workers normally never meet
 on a row; within a shard a claim is a conditional UPDATE (`state = 'pending'`) tagged with a
 claim id, so even a zombie retry of the same shard cannot take a batch twice. A claim is a lease:
-its worker touches it while sending (`heartbeat`), and a claim nobody touched for a whole lease
-can be taken over, again by one conditional UPDATE, by exactly one successor.
+its worker touches it until its outcomes are written (`Leases`), and a claim nobody touched for a
+whole lease can be taken over, again by one conditional UPDATE, by exactly one successor.
+
+A claim is taken (`claimed`) ahead of sending, while the previous one is still being sent, and
+turns `in_flight` only just before its first request leaves (`start`). So a successor can tell a
+claim that never reached the provider (given back to `pending`, for any destination) from one
+that may have (the resend-or-unknown rule).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from campaign_orchestrator.tables import delivery_batches, outbox
 log = logging.getLogger(__name__)
 
 B = delivery_batches.c
+HELD = ("claimed", "in_flight")  # states of a batch under a claim
 
 
 @dataclass
@@ -38,6 +44,7 @@ class ClaimedBatch:
     campaign_id: str
     variant: str
     send_at: dt.datetime
+    attempts: int = 0
     messages: list[Any] = field(default_factory=list)  # rows: message_id, customer_id, payload
 
 
@@ -94,11 +101,32 @@ class Claims:
             taken = conn.execute(
                 delivery_batches.update()
                 .where(B.batch_id.in_(chosen), B.state == "pending")
-                .values(state="in_flight", claim_id=claim_id, attempts=B.attempts + 1, updated_at=self.clock())
+                .values(state="claimed", claim_id=claim_id, attempts=B.attempts + 1, updated_at=self.clock())
             ).rowcount
             if not taken:
                 return claim_id, [], self._any_pending(conn)
             return claim_id, load(conn, claim_id), True
+
+    def start(self, claim_id: str) -> bool:
+        """Mark a claim's batches in flight just before they are sent; False if the claim is no
+        longer this worker's (it was taken over while it waited)."""
+        with self.engine.begin() as conn:
+            started = conn.execute(
+                delivery_batches.update()
+                .where(B.claim_id == claim_id, B.state == "claimed")
+                .values(state="in_flight", updated_at=self.clock())
+            ).rowcount
+        return bool(started)
+
+    def give_back(self, claim_id: str) -> int:
+        """A claim that was taken but never started goes back to pending (its attempt uncounted)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delivery_batches.update()
+                .where(B.claim_id == claim_id, B.state == "claimed")
+                .values(state="pending", claim_id=None, attempts=B.attempts - 1, updated_at=self.clock())
+            )
+        return int(result.rowcount or 0)
 
     def _any_pending(self, conn: Connection) -> bool:
         return conn.execute(sa.select(B.batch_id).where(self._mine, B.state == "pending").limit(1)).first() is not None
@@ -109,15 +137,21 @@ class Claims:
         with self.engine.connect() as conn:
             claims = conn.execute(
                 sa.select(B.claim_id, sa.func.max(B.updated_at))
-                .where(self._mine, B.state == "in_flight")
+                .where(self._mine, B.state.in_(HELD))
                 .group_by(B.claim_id)
             ).all()
         return [(c, t) for c, t in claims], cutoff
 
     def take_over(self, old_claim: str, cutoff: dt.datetime) -> tuple[str, list[ClaimedBatch]]:
-        """Move an expired claim to a new claim id; only one worker can succeed (empty if not us)."""
+        """Move an expired claim's in-flight batches to a new claim id (only one worker can
+        succeed; empty if not us); its batches that were never started simply go back to pending."""
         new_claim = str(uuid.uuid4())
         with self.engine.begin() as conn:
+            conn.execute(
+                delivery_batches.update()
+                .where(self._mine, B.claim_id == old_claim, B.state == "claimed", B.updated_at < cutoff)
+                .values(state="pending", claim_id=None, attempts=B.attempts - 1, updated_at=self.clock())
+            )
             taken = conn.execute(
                 delivery_batches.update()
                 .where(self._mine, B.claim_id == old_claim, B.state == "in_flight", B.updated_at < cutoff)
@@ -158,7 +192,7 @@ class Leases:
                     with self.engine.begin() as conn:
                         touched = conn.execute(
                             delivery_batches.update()
-                            .where(B.claim_id == claim_id, B.state == "in_flight")
+                            .where(B.claim_id == claim_id, B.state.in_(HELD))
                             .values(updated_at=self.clock())
                         ).rowcount
                 except Exception:
@@ -182,10 +216,10 @@ class Leases:
 def load(conn: Connection, claim_id: str) -> list[ClaimedBatch]:
     """The claim's batches with their messages, in claim order."""
     batches = {
-        r.batch_id: ClaimedBatch(r.batch_id, r.destination, r.campaign_id, r.variant, r.send_at)
+        r.batch_id: ClaimedBatch(r.batch_id, r.destination, r.campaign_id, r.variant, r.send_at, r.attempts)
         for r in conn.execute(
-            sa.select(B.batch_id, B.destination, B.campaign_id, B.variant, B.send_at)
-            .where(B.claim_id == claim_id, B.state == "in_flight")
+            sa.select(B.batch_id, B.destination, B.campaign_id, B.variant, B.send_at, B.attempts)
+            .where(B.claim_id == claim_id, B.state.in_(HELD))
             .order_by(B.send_at, B.campaign_id, B.variant, B.batch_id)
         )
     }
@@ -200,4 +234,6 @@ def load(conn: Connection, claim_id: str) -> list[ClaimedBatch]:
         ).all()  # one fetch, not a round of the driver per row; no ORDER BY (a sort of text keys)
         for r in rows:
             batches[r.batch_id].messages.append(r)
+    for batch in batches.values():  # a fixed order, so a split after a 4xx halves the same way on a resend
+        batch.messages.sort(key=lambda m: m.message_id)
     return list(batches.values())

@@ -65,9 +65,15 @@ class DeliveryReport:
     throttled_s: dict[str, float] = field(default_factory=dict)
     waited_for_other_workers_s: float = 0.0
     dead_samples: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, bucket: dict[str, int], campaign_id: str, n: int = 1) -> None:
-        bucket[campaign_id] = bucket.get(campaign_id, 0) + n
+        with self._lock:  # the ledger thread and the main thread both count
+            bucket[campaign_id] = bucket.get(campaign_id, 0) + n
+
+    def count_unknown(self, n: int) -> None:
+        with self._lock:
+            self.unknown += n
 
     @property
     def total_sent(self) -> int:
@@ -179,9 +185,14 @@ class ShardDelivery:
         lost = self.leases.hold(claim_id) if batches else threading.Event()
         return claim_id, batches, seen, lost
 
-    def _deliver(self, claim_id: str, batches: list[ClaimedBatch], lost: threading.Event) -> None:
+    def _deliver(
+        self, claim_id: str, batches: list[ClaimedBatch], lost: threading.Event, started: bool = False
+    ) -> None:
         """Send a claim's provider batches on the sender pool; its warehouse writes (message store,
         outcomes) queue on the ledger thread, so the next claim is sent meanwhile."""
+        if not started and not self.claims.start(claim_id):
+            self.leases.release(claim_id)  # taken over while it waited: its new owner sends it
+            return
         store = [b for b in batches if self._is_store(b.destination) and b.messages]
         provider = [b for b in batches if not self._is_store(b.destination) and b.messages]
         empty = [b for b in batches if not b.messages]
@@ -293,7 +304,8 @@ class ShardDelivery:
             rows.append(
                 (
                     *(batch_id, self.run_date, shard_key(batch_id), claimed.destination, claimed.campaign_id),
-                    *(claimed.variant, claimed.send_at, len(fate.message_ids), state, 1, dispatch_id, last_error),
+                    *(claimed.variant, claimed.send_at, len(fate.message_ids), state, claimed.attempts),
+                    *(dispatch_id, last_error),
                     *(now, now, sent_at),
                 )
             )
@@ -317,7 +329,7 @@ class ShardDelivery:
             self.report.add(self.report.dead, campaign_id, len(outcome.dead))
             for error in list(outcome.dead.values())[: max(0, 10 - len(self.report.dead_samples))]:
                 self.report.dead_samples.append(f"{campaign_id}: {error}")
-        self.report.unknown += len(outcome.unknown)
+        self.report.count_unknown(len(outcome.unknown))
         settled = len(outcome.sent) + len(outcome.dead) + len(outcome.unknown)
         if len(claimed.messages) > settled:
             self.report.add(self.report.failed, campaign_id, len(claimed.messages) - settled)
@@ -356,11 +368,11 @@ class ShardDelivery:
                     where=[B.state == "in_flight", B.claim_id == claim_id],
                 )
             count = sum(len(b.messages) for b in unknown)
-            self.report.unknown += count
+            self.report.count_unknown(count)
             log.warning("shard %d: %d messages were in flight when a worker stopped; marked unknown", self.shard, count)
         if again:
             self.report.resent_in_flight += sum(len(b.messages) for b in again if not self._is_store(b.destination))
-            self._deliver(claim_id, again, self.leases.hold(claim_id))
+            self._deliver(claim_id, again, self.leases.hold(claim_id), started=True)
 
     def run(self) -> DeliveryReport:
         self.claims.requeue_failed(self.settings.max_attempts)
@@ -370,6 +382,7 @@ class ShardDelivery:
             ThreadPoolExecutor(self.settings.max_workers, thread_name_prefix=f"send-{self.shard}") as self._senders,
             ThreadPoolExecutor(1, thread_name_prefix=f"ledger-{self.shard}") as self._ledger,
         ):
+            upcoming: Future[tuple[str, list[ClaimedBatch], bool, threading.Event]] | None = None
             try:
                 self._recover_in_flight()
                 self._drain(wait=True)
@@ -388,7 +401,21 @@ class ShardDelivery:
                 self._drain(wait=True)
             finally:
                 self._writes.clear()  # on an error the executors still finish what was queued
+                if upcoming is not None:
+                    self._give_back(upcoming)
         return self.report
+
+    def _give_back(self, upcoming: Future[tuple[str, list[ClaimedBatch], bool, threading.Event]]) -> None:
+        """A claim taken ahead but never sent (the run stopped on an error) goes back to pending
+        at once, rather than waiting for its lease to run out."""
+        if upcoming.cancel():
+            return
+        try:
+            claim_id = upcoming.result()[0]
+            self.leases.release(claim_id)
+            self.claims.give_back(claim_id)
+        except Exception:
+            log.exception("shard %d: could not give back a claim; its lease will run out", self.shard)
 
     def _wait_for_other_workers(self) -> None:
         """Another worker's live claim in this shard: wait for it, or take it over when its lease ends."""
