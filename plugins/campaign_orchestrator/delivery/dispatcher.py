@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.batching import request_key, shard_key
@@ -155,10 +156,15 @@ class ShardDelivery:
         self._ledger: ThreadPoolExecutor
         self.report = DeliveryReport(shard=shard)
         self._clients: dict[str, ProviderClient] = {}
+        self._clients_lock = threading.Lock()
         self._resolver = resolver
         self._sleep = sleep
 
     def client(self, destination: str) -> ProviderClient:
+        with self._clients_lock:  # sender threads meet here first: one client (and bucket) each
+            return self._client(destination)
+
+    def _client(self, destination: str) -> ProviderClient:
         if destination not in self._clients:
             dest = self.definitions.settings.destinations[destination]
             assert dest.connection_id is not None
@@ -252,17 +258,22 @@ class ShardDelivery:
         now = self.clock()
         whole: list[tuple[Any, ...]] = []  # batch id, state, dispatch id, last error, sent at
         splits: list[tuple[ClaimedBatch, list[_Fate]]] = []
-        for claimed, outcome in zip(batches, outcomes, strict=True):
-            self._count(claimed, outcome)
-            fates = _fates(claimed, outcome)
-            if len(fates) == 1 and fates[0].key in (None, claimed.batch_id):
-                whole.append(self._row(claimed.batch_id, fates[0], now))
-            else:
-                splits.append((claimed, fates))
-        for claimed in empty:
-            whole.append((claimed.batch_id, "cancelled", None, "every message was cancelled", None))
         ours = [B.state == "in_flight", B.claim_id == claim_id]
         with self.engine.begin() as conn:
+            # Lock what is still ours: a take-over now waits, and only these are counted and written.
+            held = set(conn.execute(sa.select(B.batch_id).where(*ours).with_for_update()).scalars())
+            for claimed, outcome in zip(batches, outcomes, strict=True):
+                if claimed.batch_id not in held:
+                    continue
+                self._count(claimed, outcome)
+                fates = _fates(claimed, outcome)
+                if len(fates) == 1 and fates[0].key in (None, claimed.batch_id):
+                    whole.append(self._row(claimed.batch_id, fates[0], now))
+                else:
+                    splits.append((claimed, fates))
+            for claimed in empty:
+                if claimed.batch_id in held:
+                    whole.append((claimed.batch_id, "cancelled", None, "every message was cancelled", None))
             set_by_key(
                 conn,
                 delivery_batches,

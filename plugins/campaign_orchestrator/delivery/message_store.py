@@ -44,7 +44,7 @@ def store_messages(
     stores nothing: its new owner writes the same rows again, by message id)."""
     b = delivery_batches.c
     still_ours = sa.and_(b.claim_id == claim_id, b.state == "in_flight", b.batch_id.in_([x.batch_id for x in batches]))
-    held = set(conn.execute(sa.select(b.batch_id).where(still_ours)).scalars())
+    held = set(conn.execute(sa.select(b.batch_id).where(still_ours).with_for_update()).scalars())
     batches = [x for x in batches if x.batch_id in held]
     records = []
     for batch in batches:
