@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from campaign_orchestrator.batching import request_key, shard_key
+from campaign_orchestrator.batching import BATCH_COLUMNS, request_key, shard_key
 from campaign_orchestrator.connections import EndpointResolver
 from campaign_orchestrator.definitions import Definitions, DeliverySettings
 from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims, Leases
@@ -316,8 +316,7 @@ class ShardDelivery:
                 (
                     *(batch_id, self.run_date, shard_key(batch_id), claimed.destination, claimed.campaign_id),
                     *(claimed.variant, claimed.send_at, len(fate.message_ids), state, claimed.attempts),
-                    *(dispatch_id, last_error),
-                    *(now, now, sent_at),
+                    *(now, now, dispatch_id, last_error, sent_at),
                 )
             )
             for start in range(0, len(fate.message_ids), 500):
@@ -441,23 +440,7 @@ class ShardDelivery:
         self.report.waited_for_other_workers_s += time.monotonic() - started
 
 
-SPLIT_COLUMNS = (
-    "batch_id",
-    "run_date",
-    "shard_key",
-    "destination",
-    "campaign_id",
-    "variant",
-    "send_at",
-    "messages",
-    "state",
-    "attempts",
-    "dispatch_id",
-    "last_error",
-    "created_at",
-    "updated_at",
-    "sent_at",
-)
+SPLIT_COLUMNS = (*BATCH_COLUMNS, "dispatch_id", "last_error", "sent_at")
 
 
 def deliver_shard(
