@@ -17,9 +17,9 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.tables import delivery_batches, outbox
 
-# A message's states. Batches also pass through `claimed` (taken ahead of sending; its messages
-# read as pending) and `split` (re-batched; no message refers to it any more).
-STATES = ("pending", "held", "in_flight", "sent", "failed", "dead", "cancelled", "unknown")
+# A message reads as pending, held, in_flight, sent, failed, dead, cancelled or unknown. Batches
+# also pass through `claimed` (taken ahead of sending; its messages read as pending) and `split`
+# (re-batched; no message refers to it any more).
 # States in which a message may have reached, or may still reach, the customer: caps count them.
 SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
 
