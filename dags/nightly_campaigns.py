@@ -154,10 +154,17 @@ def nightly_campaigns() -> None:
 
     @task(max_active_tis_per_dagrun=16)
     def deliver(shard: int, **context: Any) -> dict[str, Any]:
+        """Fails while messages stay pending or failed (DeliveryIncomplete), so Airflow retries it;
+        a connection that cannot make a request fails at once, having claimed nothing."""
+        from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
         from campaign_orchestrator.pipeline import deliver_stage
         from campaign_orchestrator_airflow.hooks import provider_endpoint
 
-        return deliver_stage(_run(context), shard, provider_endpoint)
+        try:
+            return deliver_stage(_run(context), shard, provider_endpoint)
+        except DestinationConfigError as exc:
+            _fail_fast(exc)
+            raise
 
     @task(trigger_rule="all_done")  # a failed night gets its report too
     def write_report(**context: Any) -> str:

@@ -35,6 +35,7 @@ CREATE TABLE campaign_candidates (
 	variant VARCHAR(128) NOT NULL, 
 	send_at DATETIME, 
 	exclusion_reason VARCHAR(32), 
+	kept BOOLEAN NOT NULL, 
 	PRIMARY KEY (run_date, campaign_id, customer_id)
 );
 
@@ -285,6 +286,7 @@ CREATE TABLE target_list (
 	customer_id VARCHAR(64) NOT NULL, 
 	variant VARCHAR(128) NOT NULL, 
 	send_at DATETIME NOT NULL, 
+	kept BOOLEAN NOT NULL, 
 	PRIMARY KEY (run_date, campaign_id, customer_id)
 );
 

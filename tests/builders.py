@@ -130,13 +130,17 @@ def definitions(
 
 
 def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
-    """Put a night's target list into the ledger as sent, as the render and deliver stages would."""
+    """Put a night's target list into the ledger as sent, as the render and deliver stages would:
+    rows already in the ledger (kept from an earlier run of the date) are left as they are."""
     import sqlalchemy as sa
 
     from campaign_orchestrator.outbox import OUTBOX_COLUMNS
-    from campaign_orchestrator.tables import outbox, target_list
+    from campaign_orchestrator.tables import campaign_candidates, outbox, target_list
 
-    t = target_list.c
+    t, c = target_list.c, campaign_candidates.c
+    already = sa.exists().where(
+        outbox.c.campaign_id == t.campaign_id, outbox.c.customer_id == t.customer_id, outbox.c.slot_date == run_date
+    )
     conn.execute(
         outbox.insert().from_select(
             list(OUTBOX_COLUMNS),
@@ -147,7 +151,7 @@ def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
                 t.campaign_id,
                 t.customer_id,
                 t.variant,
-                sa.literal("push"),
+                c.channel,
                 sa.literal("braze"),
                 t.send_at,
                 sa.literal("{}"),
@@ -156,6 +160,11 @@ def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
                 sa.literal(now),
                 sa.null(),
                 sa.literal(0),
-            ).where(t.run_date == run_date),
+            )
+            .join(
+                campaign_candidates,
+                sa.and_(c.run_date == t.run_date, c.campaign_id == t.campaign_id, c.customer_id == t.customer_id),
+            )
+            .where(t.run_date == run_date, ~already),
         )
     )

@@ -62,7 +62,8 @@ def run(
     """Run the whole nightly pipeline for one date, as the DAG does."""
     from campaign_orchestrator.contracts import ContractError
     from campaign_orchestrator.definitions import DefinitionError
-    from campaign_orchestrator.pipeline import CampaignsHeld, run_all
+    from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
+    from campaign_orchestrator.pipeline import CampaignsHeld, DeliveryIncomplete, run_all
 
     config = run_config(
         run_date,
@@ -80,6 +81,11 @@ def run(
     except CampaignsHeld as exc:
         _print_summary(_report_path(config))
         raise click.ClickException(f"{exc}\nThe other campaigns were delivered.") from None
+    except DeliveryIncomplete as exc:
+        _print_summary(_report_path(config))
+        raise click.ClickException(str(exc)) from None
+    except DestinationConfigError as exc:
+        raise click.ClickException(f"{exc}\nRun report: {_report_path(config)}") from None
     _print_summary(report_path)
 
 
@@ -97,8 +103,10 @@ def deliver(
     run_date: dt.date, shards_to_send: tuple[int, ...], warehouse: str, config_dir: Path, contracts_dir: Path
 ) -> None:
     """Deliver a date's outbox (all shards, or the ones given): what the DAG's mapped deliver tasks
-    do. Safe to run again, and next to another worker: only rows not yet sent are sent, once."""
-    from campaign_orchestrator.pipeline import Run, deliver_stage, delivery_shards
+    do. Safe to run again, and next to another worker: only rows not yet sent are sent, once.
+    Exits non-zero, naming the causes, when messages are still pending or failed at the end."""
+    from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
+    from campaign_orchestrator.pipeline import DeliveryIncomplete, Run, deliver_stage, delivery_shards
 
     run = Run(run_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
     all_shards = delivery_shards(run)
@@ -106,24 +114,40 @@ def deliver(
     unknown = [s for s in wanted if s not in all_shards]
     if unknown:
         raise click.ClickException(f"no shard {unknown}: settings.delivery.shards is {len(all_shards)}")
-    totals: dict[str, float] = {}
+    details: list[dict[str, Any]] = []
+    incomplete = False
     for shard in wanted:
-        detail = deliver_stage(run, shard, concurrent_shards=1 if not shards_to_send else None)
-        for key in ("rows", "requests", "unknown", "resent_in_flight"):
-            totals[key] = totals.get(key, 0) + (detail.get(key) or 0)
-        for key in ("retried", "throttled_s"):
-            totals[key] = totals.get(key, 0) + sum((detail.get(key) or {}).values())
-        dead = sum((detail.get("dead") or {}).values())
-        failed = sum((detail.get("failed") or {}).values())
-        totals["dead"] = totals.get("dead", 0) + dead
-        totals["failed"] = totals.get("failed", 0) + failed
-    click.echo(
-        f"delivered {int(totals['rows'])} messages in {int(totals['requests'])} requests "
-        f"({int(totals['retried'])} retried, {totals['throttled_s']:.1f}s throttled); "
-        f"{int(totals['dead'])} dead, {int(totals['failed'])} failed for now, "
-        f"{int(totals['unknown'])} possibly delivered (in flight at a crash), "
-        f"{int(totals['resent_in_flight'])} resent with their idempotency key"
-    )
+        try:
+            details.append(deliver_stage(run, shard, concurrent_shards=1 if not shards_to_send else None))
+        except DeliveryIncomplete as exc:
+            details += exc.details
+            incomplete = True
+        except DestinationConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(delivery_summary(details))
+    if incomplete:
+        raise click.ClickException(str(DeliveryIncomplete(details)))
+
+
+def delivery_summary(details: list[dict[str, Any]]) -> str:
+    """What this attempt did, then the date's messages per state in these shards and why the unsent
+    ones are not sent."""
+    from campaign_orchestrator.delivery.dispatcher import cause_lines
+    from campaign_orchestrator.pipeline import DeliveryIncomplete
+
+    def total(key: str) -> float:
+        return sum(sum(v.values()) if isinstance(v := d.get(key) or 0, dict) else float(v) for d in details)
+
+    merged = DeliveryIncomplete(details)
+    states = ", ".join(f"{merged.remaining.get(s, 0)} {s}" for s in ("sent", "pending", "failed", "unknown", "dead"))
+    lines = [
+        f"delivered {int(total('rows'))} messages in {int(total('requests'))} requests "
+        f"({int(total('retried'))} retried, {total('throttled_s'):.1f}s throttled), "
+        f"{int(total('resent_in_flight'))} resent with their idempotency key after a crash",
+        *(f"  {line}" for line in cause_lines(merged.causes)),
+        f"messages of the date in these shards: {states}",
+    ]
+    return "\n".join(lines)
 
 
 @main.command()

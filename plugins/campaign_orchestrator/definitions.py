@@ -57,6 +57,12 @@ class DeliverySettings(_Strict):
     requests_per_hour: int = Field(default=250_000, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=20)
     timeout_s: float = Field(default=30.0, gt=0)
+    stop_after_failed_batches: int = Field(
+        default=3,
+        ge=1,
+        description="a destination whose last N batches in a row were not delivered (each after max_attempts "
+        "requests) gets no more requests in this attempt; its batches stay pending for the next",
+    )
     lease_s: float = Field(
         default=120.0,
         ge=1.0,

@@ -10,6 +10,7 @@ state is its batch's. Everything that asks "was this message sent?" reads `messa
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,10 @@ from campaign_orchestrator.tables import delivery_batches, outbox
 # (re-batched; no message refers to it any more).
 # States in which a message may have reached, or may still reach, the customer: caps count them.
 SPENT_STATES = ("pending", "in_flight", "sent", "failed", "unknown")
+# Of the run date's own messages, those a re-run of the date must keep: a request for them left,
+# is about to leave (claimed) or may have arrived. Its pending, failed and held messages were never
+# delivered, so a re-run decides them afresh (and cancels those it no longer targets).
+STANDING_STATES = ("claimed", "in_flight", "sent", "unknown")
 
 
 VIEW = "message_ledger"
@@ -31,6 +36,26 @@ def message_ledger(*where: sa.ColumnElement[bool], name: str = "ledger") -> sa.S
     """Messages with their effective state, dispatch id, attempts and error; `where` filters on
     `outbox` columns before the join, so a run date or campaign narrows the scan."""
     return _ledger_select(*where).subquery(name)
+
+
+def standing_messages(run_date: dt.date, *where: sa.ColumnElement[bool], name: str) -> sa.Subquery:
+    """Messages that count against the caps of a run for `run_date` and that it does not re-decide:
+    the date's own standing messages, and every other date's messages in SPENT_STATES, whichever
+    run wrote them. `where` filters on `outbox` columns (slot date, campaign)."""
+    b = delivery_batches.c
+    raw = sa.func.coalesce(outbox.c.state, b.state)  # `claimed` is told apart from `pending` here
+    return (
+        sa.select(outbox.c.campaign_id, outbox.c.customer_id, outbox.c.channel, outbox.c.slot_date)
+        .select_from(outbox.outerjoin(delivery_batches, b.batch_id == outbox.c.batch_id))
+        .where(
+            *where,
+            sa.or_(
+                sa.and_(outbox.c.run_date == run_date, raw.in_(STANDING_STATES)),
+                sa.and_(outbox.c.run_date != run_date, raw.in_((*SPENT_STATES, "claimed"))),
+            ),
+        )
+        .subquery(name)
+    )
 
 
 def _ledger_select(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
@@ -107,3 +132,35 @@ def messages_in_state(conn: Connection, state: str, *where: sa.ColumnElement[boo
             )
         ).all()
     )
+
+
+_GAVE_UP = re.compile(r"^gave up after \d+ attempts: ")
+
+
+def unsent_causes(
+    conn: Connection, run_date: dt.date, *where: sa.ColumnElement[bool], down: dict[str, str] | None = None
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Messages of the run date per state, and for those not delivered (pending, failed, unknown,
+    dead) how many per cause: their last error without the attempt count, or for pending messages
+    of a destination in `down` (found down by this attempt) that cause."""
+    ledger = message_ledger(outbox.c.run_date == run_date, *where)
+    states: dict[str, int] = {}
+    causes: dict[str, dict[str, int]] = {}
+    rows = conn.execute(
+        sa.select(ledger.c.state, ledger.c.destination, ledger.c.last_error, sa.func.count()).group_by(
+            ledger.c.state, ledger.c.destination, ledger.c.last_error
+        )
+    )
+    for state, destination, error, n in rows:
+        states[state] = states.get(state, 0) + int(n)
+        if state not in ("failed", "unknown", "dead", "pending"):
+            continue
+        if state == "pending" and down and destination in down:
+            cause = f"not sent, {destination} is down: {down[destination]}"
+        elif error:
+            cause = _GAVE_UP.sub("", error)
+        else:
+            cause = "not attempted yet" if state == "pending" else "no reason recorded"
+        by_cause = causes.setdefault(state, {})
+        by_cause[cause] = by_cause.get(cause, 0) + int(n)
+    return states, causes

@@ -305,7 +305,11 @@ def deliver_stage(
     run: Run, shard: int, resolver: EndpointResolver = env_endpoint_resolver, concurrent_shards: int | None = None
 ) -> dict[str, Any]:
     """Deliver one outbox shard. Mapped DAG tasks send side by side and split the provider's budget;
-    the CLI sends shard after shard (concurrent_shards=1), each with the whole budget."""
+    the CLI sends shard after shard (concurrent_shards=1), each with the whole budget.
+
+    Raises DeliveryIncomplete, after recording the stage, when messages of the shard are still
+    pending or failed at the end: the task fails, so Airflow retries it, and the night is red
+    until they are sent."""
     from campaign_orchestrator.delivery import deliver_shard
 
     _require_rendered(run)
@@ -321,7 +325,37 @@ def deliver_stage(
         )
         detail.update(report.as_dict())
         detail["rows"] = report.total_sent
+        detail["summary"] = report.summary()
+        log.info("%s", report.summary())
+        if report.incomplete:
+            raise DeliveryIncomplete([detail])
     return detail
+
+
+class DeliveryIncomplete(RuntimeError):
+    """Messages are still pending or failed after a delivery attempt; another attempt may send them.
+    `details` are the deliver stages' details (remaining per state, causes)."""
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        from campaign_orchestrator.delivery.dispatcher import cause_lines
+
+        self.details = details
+        self.remaining: dict[str, int] = {}
+        self.causes: dict[str, dict[str, int]] = {}
+        for d in details:
+            for state, n in (d.get("remaining") or {}).items():
+                self.remaining[state] = self.remaining.get(state, 0) + int(n)
+            for state, by_cause in (d.get("causes") or {}).items():
+                mine = self.causes.setdefault(state, {})
+                for cause, n in by_cause.items():
+                    mine[cause] = mine.get(cause, 0) + int(n)
+        left = self.remaining.get("pending", 0) + self.remaining.get("failed", 0)
+        super().__init__(
+            f"{left} messages not delivered yet ({self.remaining.get('pending', 0)} pending, "
+            f"{self.remaining.get('failed', 0)} failed): "
+            + "; ".join(cause_lines({k: v for k, v in self.causes.items() if k in ("pending", "failed")}))
+            + ". Another attempt (the task's retry, or campaigns deliver) sends them once the cause is fixed."
+        )
 
 
 class NotRendered(RuntimeError):
@@ -407,8 +441,14 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
         segments_stage(run)
         targets_stage(run)
         render_stage(run)
-        for shard in delivery_shards(run):
-            deliver_stage(run, shard, resolver, concurrent_shards=1)
+        incomplete: list[dict[str, Any]] = []
+        for shard in delivery_shards(run):  # every shard gets its attempt, whatever another's fate
+            try:
+                deliver_stage(run, shard, resolver, concurrent_shards=1)
+            except DeliveryIncomplete as exc:
+                incomplete += exc.details
+        if incomplete:
+            raise DeliveryIncomplete(incomplete)
     except Exception:
         # A failed night gets its report too: which source or stage stopped it, and what went out.
         try:

@@ -197,6 +197,9 @@ campaign_candidates = Table(
     # The first reason the customer was left out before arbitration, NULL if eligible; arbitration
     # results (capped, lost) are in target_exclusions, which holds every reason.
     Column("exclusion_reason", String(32)),
+    # The customer already has this campaign's message for the day from an earlier run (sent, in
+    # flight or possibly delivered): it stands, whatever this run would decide.
+    Column("kept", Boolean, nullable=False, default=False),
     PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
     Index("ix_candidates_run_customer", "run_date", "customer_id"),
 )
@@ -226,6 +229,9 @@ target_list = Table(
     Column("customer_id", ID, nullable=False),
     Column("variant", NAME, nullable=False),
     Column("send_at", DateTime, nullable=False),
+    # True: the message was decided by an earlier run of the day and already left (or may have);
+    # it is listed because the customer gets it, and it counted against tonight's caps.
+    Column("kept", Boolean, nullable=False, default=False),
     PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
 )
 

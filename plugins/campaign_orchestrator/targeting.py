@@ -9,8 +9,16 @@ All set-based SQL, per run date, rebuilt from scratch on a re-run:
    held_out, quiet_hours_dropped, capped_campaign) or none, the variant and the send instant;
 3. arbitration: the eligible candidates of all campaigns ranked per customer by priority, first
    per channel against the channel cap, then overall against the daily cap, each cap minus what
-   earlier runs already put in the ledger for that day; the rest are capped_global (the budget was
-   spent before this run) or lost_arbitration (a higher-priority campaign took it).
+   already stands in the ledger for that day; the rest are capped_global (the budget was spent
+   before this run) or lost_arbitration (a higher-priority campaign took it).
+
+Caps are a property of what customers receive, not of one run. Every message of the day that was
+sent, is in flight or may have been delivered (`ledger.standing_messages`) counts against every
+cap, whichever run or run date wrote it. A candidate whose message already stands is `kept`: it is
+on the target list again, outside arbitration, whatever this run would decide; a re-run after a
+change of priorities, holdouts or segments only fills the budget that is left. The date's messages
+that never left (pending, failed, held) are decided afresh, and those no longer targeted are
+cancelled at render.
 
 Holdouts, the global control group and variants are stable hashes of customer and campaign (md5,
 identical on every engine): the same customer stays in a campaign's control group every night.
@@ -28,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.campaign_spec import Campaign, QuietHours, clock
 from campaign_orchestrator.definitions import Definitions
-from campaign_orchestrator.ledger import SPENT_STATES, message_ledger
+from campaign_orchestrator.ledger import standing_messages
 from campaign_orchestrator.sqlfuncs import hash_bucket
 from campaign_orchestrator.tables import (
     app_installs,
@@ -64,7 +72,8 @@ class Funnel:
     campaign_id: str
     segment_size: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
-    targeted: int = 0
+    targeted: int = 0  # kept ones included
+    kept: int = 0  # on the target list because an earlier run's message already stands
 
     @property
     def eligible(self) -> int:
@@ -90,6 +99,7 @@ class Funnel:
             "capped": self.capped,
             "lost_arbitration": self.lost_arbitration,
             "targeted": self.targeted,
+            "kept": self.kept,
             "excluded": {r: self.excluded.get(r, 0) for r in REASONS if self.excluded.get(r)},
         }
 
@@ -190,9 +200,7 @@ def _held_out(campaign: Campaign, definitions: Definitions, cid: sa.ColumnElemen
     return sa.or_(*tests) if tests else sa.false()
 
 
-def _candidates_select(
-    campaign: Campaign, definitions: Definitions, run_date: dt.date, earlier_today: bool
-) -> sa.Select[Any]:
+def _candidates_select(campaign: Campaign, definitions: Definitions, run_date: dt.date) -> sa.Select[Any]:
     c = customers
     cid = c.c.customer_id
     include, exclude = campaign.audience
@@ -228,11 +236,17 @@ def _candidates_select(
         reasons.append((devices.c.customer_id.is_(None), "no_device"))
     reasons.append((_held_out(campaign, definitions, cid), "held_out"))
     reasons.append((slot.c.dropped == sa.true(), "quiet_hours_dropped"))
-    capped = _campaign_caps(campaign, run_date, earlier_today)
+    capped = _campaign_caps(campaign, run_date)
     if capped is not None:
         source = source.outerjoin(capped, capped.c.customer_id == cid)
         reasons.append((capped.c.customer_id.is_not(None), "capped_campaign"))
-    reason = sa.case(*((test, sa.literal(label)) for test, label in reasons), else_=sa.null())
+    standing = standing_messages(
+        run_date, outbox.c.campaign_id == campaign.id, outbox.c.slot_date == run_date, name="standing"
+    )
+    source = source.outerjoin(standing, standing.c.customer_id == cid)
+    kept = standing.c.customer_id.is_not(None)
+    # A message that stands is kept whatever tonight's rules say: no reason is recorded for it.
+    reason = sa.case((kept, sa.null()), *((test, sa.literal(label)) for test, label in reasons), else_=sa.null())
     return (
         sa.select(
             sa.literal(run_date, sa.Date()),
@@ -243,35 +257,26 @@ def _candidates_select(
             variant_of(campaign, cid),
             slot.c.send_at,
             reason,
+            kept,
         )
         .select_from(source)
         .where(audience)
     )
 
 
-def _campaign_caps(campaign: Campaign, run_date: dt.date, earlier_today: bool) -> sa.Subquery | None:
-    """Customers this campaign may not message again: its per-day or total cap is reached in the ledger."""
-    checks = []
-    # Everything that was or may still be sent counts against the caps.
-    ledger = message_ledger(outbox.c.campaign_id == campaign.id, outbox.c.run_date < run_date, name="campaign_ledger")
-    spent = ledger.c.state.in_(SPENT_STATES)
-    if campaign.caps.total is not None:
-        checks.append(
-            sa.select(ledger.c.customer_id)
-            .where(spent)
-            .group_by(ledger.c.customer_id)
-            .having(sa.func.count() >= campaign.caps.total)
-        )
-    if earlier_today:
-        checks.append(
-            sa.select(ledger.c.customer_id)
-            .where(spent, ledger.c.slot_date == run_date)
-            .group_by(ledger.c.customer_id)
-            .having(sa.func.count() >= campaign.caps.per_day)
-        )
-    if not checks:
+def _campaign_caps(campaign: Campaign, run_date: dt.date) -> sa.Subquery | None:
+    """Customers this campaign may not message again: its total cap is reached by what stands in
+    the ledger. (Its per-day cap, at least 1, holds by construction: a campaign has one message per
+    customer and slot date, and a standing one is kept.)"""
+    if campaign.caps.total is None:
         return None
-    return (checks[0] if len(checks) == 1 else sa.union(*checks)).subquery("capped")
+    ledger = standing_messages(run_date, outbox.c.campaign_id == campaign.id, name="campaign_ledger")
+    return (
+        sa.select(ledger.c.customer_id)
+        .group_by(ledger.c.customer_id)
+        .having(sa.func.count() >= campaign.caps.total)
+        .subquery("capped")
+    )
 
 
 # ---------------------------------------------------------------- building
@@ -287,12 +292,6 @@ def build_target_lists(
     if not campaigns:
         return {}
     _write_slots(conn, definitions, campaigns, run_date, now)
-    earlier_today = (
-        conn.execute(
-            sa.select(outbox.c.message_id).where(outbox.c.slot_date == run_date, outbox.c.run_date < run_date).limit(1)
-        ).first()
-        is not None
-    )
     columns = [
         "run_date",
         "campaign_id",
@@ -302,9 +301,10 @@ def build_target_lists(
         "variant",
         "send_at",
         "exclusion_reason",
+        "kept",
     ]
     for campaign in campaigns:
-        select = _candidates_select(campaign, definitions, run_date, earlier_today)
+        select = _candidates_select(campaign, definitions, run_date)
         conn.execute(campaign_candidates.insert().from_select(columns, select))
     _arbitrate(conn, definitions, run_date)
     cand = campaign_candidates
@@ -349,16 +349,12 @@ def _write_slots(
 
 
 def _spent(run_date: dt.date, by_channel: bool) -> sa.Subquery:
-    """What earlier runs put in the ledger for this day, per customer (and channel)."""
+    """What already stands in the ledger for this day, per customer (and channel), whichever run
+    or run date wrote it: kept messages included, since they take their place in the budget."""
     name = "spent_channel" if by_channel else "spent_total"
-    ledger = message_ledger(outbox.c.slot_date == run_date, outbox.c.run_date < run_date, name=f"{name}_ledger")
+    ledger = standing_messages(run_date, outbox.c.slot_date == run_date, name=f"{name}_ledger")
     keys = [ledger.c.customer_id, *([ledger.c.channel] if by_channel else [])]
-    return (
-        sa.select(*keys, sa.func.count().label("n"))
-        .where(ledger.c.state.in_(SPENT_STATES))
-        .group_by(*keys)
-        .subquery("spent_channel" if by_channel else "spent_total")
-    )
+    return sa.select(*keys, sa.func.count().label("n")).group_by(*keys).subquery(name)
 
 
 def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) -> None:
@@ -394,7 +390,7 @@ def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) ->
                 sa.and_(by_channel.c.customer_id == cand.c.customer_id, by_channel.c.channel == cand.c.channel),
             ).outerjoin(total, total.c.customer_id == cand.c.customer_id)
         )
-        .where(cand.c.run_date == run_date, cand.c.exclusion_reason.is_(None))
+        .where(cand.c.run_date == run_date, cand.c.exclusion_reason.is_(None), cand.c.kept == sa.false())
     )
     conn.execute(
         arbitration.insert().from_select(
@@ -428,14 +424,21 @@ def _arbitrate(conn: Connection, definitions: Definitions, run_date: dt.date) ->
     )
     conn.execute(
         target_list.insert().from_select(
-            ["run_date", "campaign_id", "customer_id", "variant", "send_at"],
+            ["run_date", "campaign_id", "customer_id", "variant", "send_at", "kept"],
             sa.select(
-                feasible.c.run_date,
-                feasible.c.campaign_id,
-                feasible.c.customer_id,
-                feasible.c.variant,
-                feasible.c.send_at,
-            ).where(feasible.c.total_rank <= feasible.c.total_budget),
+                cand.c.run_date, cand.c.campaign_id, cand.c.customer_id, cand.c.variant, cand.c.send_at, cand.c.kept
+            )
+            .where(cand.c.run_date == run_date, cand.c.kept == sa.true())
+            .union_all(
+                sa.select(
+                    feasible.c.run_date,
+                    feasible.c.campaign_id,
+                    feasible.c.customer_id,
+                    feasible.c.variant,
+                    feasible.c.send_at,
+                    sa.false(),
+                ).where(feasible.c.total_rank <= feasible.c.total_budget)
+            ),
         )
     )
     losers = [
@@ -480,11 +483,13 @@ def funnels(conn: Connection, run_date: dt.date, campaign_ids: list[str]) -> dic
     )
     for campaign_id, reason, count in reasons:
         out.setdefault(campaign_id, Funnel(campaign_id)).excluded[reason] = int(count)
+    kept = sa.func.sum(sa.case((target_list.c.kept == sa.true(), 1), else_=0))
     targeted = conn.execute(
-        sa.select(target_list.c.campaign_id, sa.func.count())
+        sa.select(target_list.c.campaign_id, sa.func.count(), kept)
         .where(target_list.c.run_date == run_date)
         .group_by(target_list.c.campaign_id)
     )
-    for campaign_id, count in targeted:
-        out.setdefault(campaign_id, Funnel(campaign_id)).targeted = int(count)
+    for campaign_id, count, n_kept in targeted:
+        funnel = out.setdefault(campaign_id, Funnel(campaign_id))
+        funnel.targeted, funnel.kept = int(count), int(n_kept or 0)
     return out

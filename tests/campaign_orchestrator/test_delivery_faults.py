@@ -178,7 +178,9 @@ def test_a_batch_that_gave_up_is_retried_later_with_the_same_key(warehouse, repo
     them. The next run must resend them under the key of the request that failed, so the provider
     recognises them instead of sending again."""
     url, store = sim
-    marketing = config_dir(repo, tmp_path, shards=1, max_workers=2, batch_size=10, max_attempts=1)
+    marketing = config_dir(
+        repo, tmp_path, shards=1, max_workers=2, batch_size=10, max_attempts=1, stop_after_failed_batches=100
+    )
     defs, ids = seed(warehouse, repo, marketing, n=60)
     set_faults(url, accept_then_504_rate=1.0)
     resolver = lambda _conn_id: ProviderEndpoint(url, "k")  # noqa: E731

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,9 +78,10 @@ class Claims:
             )
         return int(result.rowcount or 0)
 
-    def claim(self, size: int) -> tuple[str, list[ClaimedBatch], bool]:
+    def claim(self, size: int, exclude: Collection[str] = ()) -> tuple[str, list[ClaimedBatch], bool]:
         """A claim id, the batches this worker now owns under it, and whether any pending batch
-        was seen (a concurrent worker may have won the race for all of them).
+        was seen (a concurrent worker may have won the race for all of them). Batches of the
+        destinations in `exclude` (found down in this attempt) are left pending.
 
         The outer `state = 'pending'` is re-checked under the row lock, so two workers can never
         both take a batch; PostgreSQL skips rows another claim is locking instead of queueing
@@ -88,7 +89,7 @@ class Claims:
         claim_id = str(uuid.uuid4())
         picked = (
             sa.select(B.batch_id)
-            .where(self._mine, B.state == "pending")
+            .where(self._mine, B.state == "pending", *self._not_in(exclude))
             .order_by(B.send_at, B.campaign_id, B.variant, B.batch_id)
             .limit(size)
         )
@@ -104,8 +105,12 @@ class Claims:
                 .values(state="claimed", claim_id=claim_id, attempts=B.attempts + 1, updated_at=self.clock())
             ).rowcount
             if not taken:
-                return claim_id, [], self._any_pending(conn)
+                return claim_id, [], self._any_pending(conn, exclude)
             return claim_id, load(conn, claim_id), True
+
+    @staticmethod
+    def _not_in(exclude: Collection[str]) -> list[sa.ColumnElement[bool]]:
+        return [B.destination.not_in(sorted(exclude))] if exclude else []
 
     def start(self, claim_id: str) -> bool:
         """Mark a claim's batches in flight just before they are sent; False if the claim is no
@@ -118,6 +123,16 @@ class Claims:
             ).rowcount
         return bool(started)
 
+    def give_back_unsent(self, conn: Connection, claim_id: str, batch_ids: list[str]) -> None:
+        """Batches of a started claim that were never sent (their destination was found down)
+        go back to pending, their attempt uncounted: no request for them ever left."""
+        for start in range(0, len(batch_ids), 500):
+            conn.execute(
+                delivery_batches.update()
+                .where(B.claim_id == claim_id, B.state == "in_flight", B.batch_id.in_(batch_ids[start : start + 500]))
+                .values(state="pending", claim_id=None, attempts=B.attempts - 1, updated_at=self.clock())
+            )
+
     def give_back(self, claim_id: str) -> int:
         """A claim that was taken but never started goes back to pending (its attempt uncounted)."""
         with self.engine.begin() as conn:
@@ -128,8 +143,25 @@ class Claims:
             )
         return int(result.rowcount or 0)
 
-    def _any_pending(self, conn: Connection) -> bool:
-        return conn.execute(sa.select(B.batch_id).where(self._mine, B.state == "pending").limit(1)).first() is not None
+    def _any_pending(self, conn: Connection, exclude: Collection[str] = ()) -> bool:
+        query = sa.select(B.batch_id).where(self._mine, B.state == "pending", *self._not_in(exclude)).limit(1)
+        return conn.execute(query).first() is not None
+
+    def any_pending(self, exclude: Collection[str] = ()) -> bool:
+        """Whether the shard still has a batch this worker could claim (one given back included)."""
+        with self.engine.connect() as conn:
+            return self._any_pending(conn, exclude)
+
+    def destinations_to_send(self) -> list[str]:
+        """Destinations of the shard's batches that may still be sent (pending, failed, in flight)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(B.destination)
+                    .where(self._mine, B.state.in_(("pending", "failed", "claimed", "in_flight")))
+                    .distinct()
+                ).scalars()
+            )
 
     def in_flight_claims(self) -> tuple[list[tuple[str, dt.datetime]], dt.datetime]:
         """(claim id, last touched) of the shard's in-flight claims, and the lease cutoff now."""

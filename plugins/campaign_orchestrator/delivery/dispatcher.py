@@ -14,7 +14,14 @@ one documented rule:
   reported, never silently sent again and never silently dropped;
 - the message store is transactional, so its batch is simply written again by message id.
 A worker that finds a live claim of another worker in its shard waits for it to finish, or for
-its lease to run out, before it reports the shard done.
+its lease to run out, and then claims again what a take-over gave back: it ends only when its
+shard has nothing claimable left.
+
+A destination is checked before anything is claimed (its connection resolved, its client built),
+so a configuration error claims nothing. A destination that refuses the requests themselves
+(bad API key, no such endpoint), or whose last `stop_after_failed_batches` batches in a row all
+gave up, is found down: its remaining batches are not sent in this attempt and stay pending, so
+the task fails with the cause and Airflow's retry (or the next `campaigns deliver`) sends them.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from sqlalchemy.engine import Engine
 from campaign_orchestrator.batching import BATCH_COLUMNS, request_key, shard_key
 from campaign_orchestrator.connections import EndpointResolver
 from campaign_orchestrator.definitions import Definitions, DeliverySettings
-from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims, Leases
+from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims, Leases, in_shard
 from campaign_orchestrator.delivery.message_store import store_messages
 from campaign_orchestrator.delivery.provider import Batch, BatchOutcome, Message, ProviderClient, TokenBucket
 from campaign_orchestrator.tables import delivery_batches, outbox
@@ -66,6 +73,11 @@ class DeliveryReport:
     throttled_s: dict[str, float] = field(default_factory=dict)
     waited_for_other_workers_s: float = 0.0
     dead_samples: list[str] = field(default_factory=list)
+    # destinations found down in this attempt, with the cause
+    down: dict[str, str] = field(default_factory=dict)
+    # after the attempt: the shard's messages per state, and why the unsent ones are not sent
+    remaining: dict[str, int] = field(default_factory=dict)
+    causes: dict[str, dict[str, int]] = field(default_factory=dict)  # state -> cause -> messages
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, bucket: dict[str, int], campaign_id: str, n: int = 1) -> None:
@@ -92,7 +104,35 @@ class DeliveryReport:
             "retried": self.retried,
             "throttled_s": {k: round(v, 3) for k, v in self.throttled_s.items()},
             "waited_for_other_workers_s": round(self.waited_for_other_workers_s, 3),
+            "down": self.down,
+            "remaining": self.remaining,
+            "causes": self.causes,
         }
+
+    @property
+    def incomplete(self) -> int:
+        """Messages of the shard still to be sent: another attempt may deliver them."""
+        return sum(self.remaining.get(s, 0) for s in ("pending", "failed", "in_flight"))
+
+    def summary(self) -> str:
+        """One line: the shard's messages per state, and the causes of what is not sent."""
+        states = ", ".join(f"{self.remaining.get(s, 0)} {s}" for s in ("sent", "pending", "failed", "unknown", "dead"))
+        return f"shard {self.shard}: {states}" + "".join(f"; {c}" for c in cause_lines(self.causes))
+
+
+def cause_lines(causes: dict[str, dict[str, int]], most: int = 3) -> list[str]:
+    """'3690 failed: HTTP 401: Invalid API key', the commonest causes first, per state."""
+    lines = []
+    for state, by_cause in causes.items():
+        ranked = sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines += [f"{n} {state}: {cause}" for cause, n in ranked[:most]]
+        if len(ranked) > most:
+            lines.append(f"{sum(n for _, n in ranked[most:])} {state} for {len(ranked) - most} other reasons")
+    return lines
+
+
+class DestinationConfigError(ValueError):
+    """A destination's connection or settings cannot make a request; nothing was claimed."""
 
 
 # The order a batch's groups take when its outcome is mixed: the original row keeps a final fate.
@@ -157,6 +197,7 @@ class ShardDelivery:
         self.report = DeliveryReport(shard=shard)
         self._clients: dict[str, ProviderClient] = {}
         self._clients_lock = threading.Lock()
+        self._failed_in_a_row: dict[str, int] = {}  # per destination, guarded by _clients_lock
         self._resolver = resolver
         self._sleep = sleep
 
@@ -181,15 +222,50 @@ class ShardDelivery:
             )
         return self._clients[destination]
 
+    def check_destinations(self) -> None:
+        """Build and check the client of every provider destination the shard may still send to,
+        before anything is claimed: a missing or malformed connection claims nothing."""
+        destinations = self.definitions.settings.destinations
+        problems = []
+        for name in sorted(self.claims.destinations_to_send()):
+            dest = destinations.get(name)
+            if dest is None:
+                problems.append(f"destination {name!r} has batches to send but is not in settings.yaml")
+                continue
+            if dest.kind == "message_store":
+                continue
+            try:
+                self.client(name).check()
+            except Exception as exc:  # the resolver's and the URL parser's errors alike
+                problems.append(
+                    f"destination {name!r} (connection {dest.connection_id!r}): {type(exc).__name__}: {exc}"
+                )
+        if problems:
+            raise DestinationConfigError(f"shard {self.shard}: nothing was claimed or sent: " + "; ".join(problems))
+
+    def _found_down(self, destination: str, outcome: BatchOutcome) -> None:
+        """Count a batch's outcome towards its destination being down for this attempt."""
+        with self._clients_lock:
+            if destination in self.report.down:
+                return
+            if outcome.destination_error:
+                cause = outcome.destination_error
+            elif outcome.sent:
+                self._failed_in_a_row[destination] = 0
+                return
+            else:
+                n = self._failed_in_a_row[destination] = self._failed_in_a_row.get(destination, 0) + 1
+                if n < self.settings.stop_after_failed_batches:
+                    return
+                errors = [*outcome.failed.values(), *outcome.unknown.values(), *outcome.dead.values()]
+                cause = f"{n} batches in a row not delivered, the last: {errors[0] if errors else 'no outcome'}"
+            self.report.down[destination] = cause
+        log.error("shard %d: stopped sending to %s in this attempt: %s", self.shard, destination, cause)
+
     def _is_store(self, destination: str) -> bool:
         return self.definitions.settings.destinations[destination].kind == "message_store"
 
     # ---------------------------------------------------------------- sending
-
-    def _take(self, batches_per_claim: int) -> tuple[str, list[ClaimedBatch], bool, threading.Event]:
-        claim_id, batches, seen = self.claims.claim(batches_per_claim)
-        lost = self.leases.hold(claim_id) if batches else threading.Event()
-        return claim_id, batches, seen, lost
 
     def _deliver(
         self, claim_id: str, batches: list[ClaimedBatch], lost: threading.Event, started: bool = False
@@ -235,6 +311,8 @@ class ShardDelivery:
     def _send_batch(self, claimed: ClaimedBatch, lost: threading.Event) -> BatchOutcome:
         if lost.is_set():
             return BatchOutcome()  # the claim is someone else's now: they resend it with the same key
+        if claimed.destination in self.report.down:
+            return BatchOutcome(skipped=True)  # no request leaves: it goes back to pending
         campaign = self.definitions.campaigns[claimed.campaign_id]
         assert campaign.provider_campaign_id is not None
         batch = Batch(
@@ -243,7 +321,9 @@ class ShardDelivery:
             messages=tuple(Message(m.message_id, m.customer_id, m.payload) for m in claimed.messages),
             key=claimed.batch_id,
         )
-        return self.client(claimed.destination).send(batch)
+        outcome = self.client(claimed.destination).send(batch)
+        self._found_down(claimed.destination, outcome)
+        return outcome
 
     # ---------------------------------------------------------------- recording
 
@@ -258,12 +338,16 @@ class ShardDelivery:
         now = self.clock()
         whole: list[tuple[Any, ...]] = []  # batch id, state, dispatch id, last error, sent at
         splits: list[tuple[ClaimedBatch, list[_Fate]]] = []
+        unsent: list[str] = []
         ours = [B.state == "in_flight", B.claim_id == claim_id]
         with self.engine.begin() as conn:
             # Lock what is still ours: a take-over now waits, and only these are counted and written.
             held = set(conn.execute(sa.select(B.batch_id).where(*ours).with_for_update()).scalars())
             for claimed, outcome in zip(batches, outcomes, strict=True):
                 if claimed.batch_id not in held:
+                    continue
+                if outcome.skipped:
+                    unsent.append(claimed.batch_id)
                     continue
                 self._count(claimed, outcome)
                 fates = _fates(claimed, outcome)
@@ -285,6 +369,8 @@ class ShardDelivery:
             )
             for claimed, fates in splits:
                 self._split(conn, claimed, fates, ours, now)
+            if unsent:
+                self.claims.give_back_unsent(conn, claim_id, unsent)
 
     def _row(self, batch_id: str, fate: _Fate, now: dt.datetime) -> tuple[Any, ...]:
         sent = fate.state == "sent"
@@ -385,6 +471,7 @@ class ShardDelivery:
             self._deliver(claim_id, again, self.leases.hold(claim_id), started=True)
 
     def run(self) -> DeliveryReport:
+        self.check_destinations()
         self.claims.requeue_failed(self.settings.max_attempts)
         per_claim = max(1, self.settings.claim_size // self.settings.batch_size)
         with (
@@ -392,28 +479,53 @@ class ShardDelivery:
             ThreadPoolExecutor(self.settings.max_workers, thread_name_prefix=f"send-{self.shard}") as self._senders,
             ThreadPoolExecutor(1, thread_name_prefix=f"ledger-{self.shard}") as self._ledger,
         ):
-            upcoming: Future[tuple[str, list[ClaimedBatch], bool, threading.Event]] | None = None
-            try:
-                self._recover_in_flight()
-                self._drain(wait=True)
-                # The next claim is taken and loaded on the ledger thread while this one is sent.
-                upcoming = self._ledger.submit(self._take, per_claim)
-                while True:
-                    claim_id, batches, seen, lost = upcoming.result()
-                    if not seen:
-                        break
-                    upcoming = self._ledger.submit(self._take, per_claim)
-                    if batches:
-                        self._deliver(claim_id, batches, lost)
-                    self._drain(wait=False)
-                self._drain(wait=True)
+            self._recover_in_flight()
+            self._drain(wait=True)
+            # Until nothing is claimable: a take-over while waiting for another worker gives its
+            # unstarted batches back to pending, and those are claimed again here.
+            while True:
+                self._send_claimable(per_claim)
                 self._wait_for_other_workers()
                 self._drain(wait=True)
-            finally:
-                self._writes.clear()  # on an error the executors still finish what was queued
-                if upcoming is not None:
-                    self._give_back(upcoming)
+                if not self.claims.any_pending(exclude=self.report.down):
+                    break
+        self._tally()
         return self.report
+
+    def _send_claimable(self, per_claim: int) -> None:
+        """Claim and send until no batch of the shard is claimable (destinations found down aside)."""
+        upcoming: Future[tuple[str, list[ClaimedBatch], bool, threading.Event]] | None = None
+        try:
+            # The next claim is taken and loaded on the ledger thread while this one is sent.
+            upcoming = self._ledger.submit(self._take, per_claim)
+            while True:
+                claim_id, batches, seen, lost = upcoming.result()
+                if not seen:
+                    break
+                upcoming = self._ledger.submit(self._take, per_claim)
+                if batches:
+                    self._deliver(claim_id, batches, lost)
+                self._drain(wait=False)
+            upcoming = None
+            self._drain(wait=True)
+        finally:
+            if upcoming is not None:  # stopped on an error
+                self._writes.clear()  # the executors still finish what was queued
+                self._give_back(upcoming)
+
+    def _take(self, batches_per_claim: int) -> tuple[str, list[ClaimedBatch], bool, threading.Event]:
+        claim_id, batches, seen = self.claims.claim(batches_per_claim, exclude=set(self.report.down))
+        lost = self.leases.hold(claim_id) if batches else threading.Event()
+        return claim_id, batches, seen, lost
+
+    def _tally(self) -> None:
+        """The shard's messages per state after this attempt, and the causes of those not sent."""
+        from campaign_orchestrator.ledger import unsent_causes
+
+        with self.engine.connect() as conn:
+            self.report.remaining, self.report.causes = unsent_causes(
+                conn, self.run_date, in_shard(self.shard, self.shards, outbox.c.shard_key), down=self.report.down
+            )
 
     def _give_back(self, upcoming: Future[tuple[str, list[ClaimedBatch], bool, threading.Event]]) -> None:
         """A claim taken ahead but never sent (the run stopped on an error) goes back to pending

@@ -5,7 +5,9 @@ sends use `/campaigns/trigger/schedule/create`, due ones `/campaigns/trigger/sen
 pass a client-side token bucket that the provider's `X-RateLimit-*` headers correct; 429, 5xx,
 timeouts and connection errors are retried with exponential backoff and jitter (tenacity);
 other 4xx are not retried: the batch is split in halves until the bad recipients stand alone,
-and those go to dead with the provider's message. Every request carries an `Idempotency-Key`
+and those go to dead with the provider's message. An answer that rejects the request itself, not
+its recipients (401/403: the API key; 404/405: no such endpoint), fails the batch whole and marks
+the outcome `destination_error`, so the dispatcher stops sending there. Every request carries an `Idempotency-Key`
 derived from its message ids, so a resend of the same batch is recognisable.
 """
 
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import (
@@ -36,6 +39,8 @@ SEND_PATH = "/campaigns/trigger/send"
 SCHEDULE_PATH = "/campaigns/trigger/schedule/create"
 MAX_RECIPIENTS = 50
 SCHEDULE_MARGIN = dt.timedelta(minutes=1)  # closer than this to now, a send is sent, not scheduled
+# Answers about the destination, not the recipients: every batch would get the same.
+DESTINATION_ERRORS = frozenset({401, 403, 404, 405})
 
 
 class RetryableError(Exception):
@@ -73,6 +78,9 @@ class BatchOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # retryable, gave up for now
     failed_keys: dict[str, str] = field(default_factory=dict)  # message id -> key of the request that gave up
     unknown: dict[str, str] = field(default_factory=dict)  # may have been delivered; not retried
+    # the provider refused the request itself (bad key, no such endpoint): e.g. "HTTP 401: Invalid API key"
+    destination_error: str | None = None
+    skipped: bool = False  # not sent at all: the destination was found down before this batch's turn
     requests: int = 0
     retried: int = 0
     throttled_s: float = 0.0
@@ -171,6 +179,18 @@ class ProviderClient:
             self._local.session = session
         return session
 
+    def check(self) -> None:
+        """Raise ValueError saying what is wrong with the endpoint, before any batch is claimed: a
+        request that cannot even be built must not leave batches in flight."""
+        parts = urlsplit(self.endpoint.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the provider URL {self.endpoint.base_url!r} needs http(s)://host")
+        _ = parts.port  # a port that is not a number raises here
+        try:  # requests' own checks of the URL and the headers (a key with a line break, ...)
+            self.session.prepare_request(requests.Request("POST", self.endpoint.base_url + SEND_PATH))
+        except (requests.RequestException, ValueError) as exc:
+            raise ValueError(f"the provider connection cannot make a request: {type(exc).__name__}") from None
+
     def body(self, batch: Batch) -> tuple[str, dict[str, Any]]:
         recipients = [
             {
@@ -216,10 +236,14 @@ class ProviderClient:
         try:
             response = self.session.send(request, timeout=self.timeout_s)
         except requests.ConnectTimeout:
-            raise RetryableError("ConnectTimeout") from None  # never reached the provider
+            raise RetryableError(f"connect timeout to {self.endpoint.base_url}") from None  # never reached it
         except (requests.ConnectionError, requests.Timeout) as exc:
             refused = "NewConnectionError" in repr(exc) or "Connection refused" in str(exc)
-            raise RetryableError(type(exc).__name__, ambiguous=not refused) from None
+            if refused:
+                raise RetryableError(f"cannot connect to {self.endpoint.base_url} (connection refused)") from None
+            raise RetryableError(type(exc).__name__, ambiguous=True) from None
+        except requests.RequestException as exc:  # the request left; what became of it is not known
+            raise RetryableError(type(exc).__name__, ambiguous=True) from None
         self.bucket.observe(_header_int(response, "X-RateLimit-Remaining"), _header_int(response, "X-RateLimit-Reset"))
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = _header_int(response, "Retry-After")
@@ -299,11 +323,16 @@ class ProviderClient:
                 outcome.sent[m.message_id] = dispatch
             return
         message = str(doc.get("message") or doc.get("errors") or f"HTTP {status}")[:500]
-        if status in (401, 403) or len(batch.messages) == 1:
-            # A bad key rejects every batch alike: no point splitting, and the row is not at fault.
-            target = outcome.failed if status in (401, 403) else outcome.dead
+        if status in DESTINATION_ERRORS:
+            # A bad key or a wrong URL rejects every batch alike: no point splitting, and the
+            # recipients are not at fault, so they stay sendable once the connection is fixed.
+            outcome.destination_error = f"HTTP {status}: {message}"
             for m in batch.messages:
-                target[m.message_id] = f"HTTP {status}: {message}"
+                outcome.failed[m.message_id] = outcome.destination_error
+                outcome.failed_keys[m.message_id] = batch.idempotency_key
+            return
+        if len(batch.messages) == 1:
+            outcome.dead[batch.messages[0].message_id] = f"HTTP {status}: {message}"
             return
         half = len(batch.messages) // 2
         for part in (batch.messages[:half], batch.messages[half:]):
