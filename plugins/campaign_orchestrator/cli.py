@@ -236,9 +236,20 @@ def _print_summary(report_path: Path) -> None:
             if totals["delivered"]
             else "\nDelivered 0 new messages in this run."
         )
-    for key in ("pending", "failed", "dead", "unknown"):
-        if totals.get(key):
-            click.echo(f"  {totals[key]} messages are {key}; see the run report.")
+    if totals.get("kept"):
+        click.echo(
+            f"  {totals['kept']} targeted messages were kept from an earlier run of the date: already sent or "
+            "under way, they counted against tonight's caps."
+        )
+    if totals.get("delivered_not_targeted"):
+        click.echo(
+            f"  {totals['delivered_not_targeted']} messages delivered by an earlier run of the date went to "
+            "customers tonight's lists no longer hold."
+        )
+    from campaign_orchestrator.delivery.dispatcher import cause_lines
+
+    for line in cause_lines(report.get("not_delivered") or {}):
+        click.echo(f"  {line}")
     click.echo(f"Run report: {report_path}")
 
 

@@ -57,10 +57,16 @@ def parse_connection(value: str) -> dict[str, Any]:
     }
 
 
+PROVIDER_CONN_TYPES = ("http", "https", "generic", "")
+
+
 def endpoint_from_fields(conn: dict[str, Any]) -> ProviderEndpoint:
     extra = conn.get("extra") or {}
     if isinstance(extra, str):
         extra = json.loads(extra) if extra else {}
+    conn_type = str(conn.get("conn_type") or "")
+    if conn_type not in PROVIDER_CONN_TYPES:
+        raise ConnectionNotFound(f"a provider connection is of type http or https, not {conn_type!r}")
     host = str(conn.get("host") or "")
     if "://" in host:
         base = host.rstrip("/")

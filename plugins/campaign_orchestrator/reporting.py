@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.definitions import Definitions
-from campaign_orchestrator.ledger import ledger_counts
-from campaign_orchestrator.tables import import_log, render_errors, run_log
+from campaign_orchestrator.ledger import ledger_counts, message_ledger, unsent_causes
+from campaign_orchestrator.tables import import_log, outbox, render_errors, run_log, target_list
 from campaign_orchestrator.targeting import funnels
 from campaign_orchestrator.warehouse import redacted
 
@@ -33,6 +33,7 @@ SUMMARY_COLUMNS = (
     ("capped", "capped"),
     ("lost_arbitration", "lost arb."),
     ("targeted", "targeted"),
+    ("kept", "kept"),
     ("delivered", "delivered"),
     ("delivered_this_run", "new"),
 )
@@ -49,6 +50,12 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             .where(run_log.c.run_id == config.run_id)
             .order_by(run_log.c.started_at)
         ).all()
+        down: dict[str, str] = {}  # destinations this run's delivery found down, with the cause
+        for stage_name, detail in stage_rows:
+            if stage_name.startswith("deliver"):
+                down.update(json.loads(detail or "{}").get("down") or {})
+        _, not_delivered = unsent_causes(conn, run_date, down=down)
+        untargeted = _sent_but_not_targeted(conn, run_date)
         imports = conn.execute(sa.select(import_log).where(import_log.c.run_date == run_date)).mappings().all()
         failures = conn.execute(
             sa.select(
@@ -96,6 +103,7 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             throttled_s=delivery.get(cid, {}).get("throttled_s", 0.0),
             render_errors=sum(f["count"] for f in render_failures.get(cid, [])),
             render_failures=render_failures.get(cid, []),
+            delivered_not_targeted=untargeted.get(cid, 0),
         )
         campaigns[cid] = row
     totals = {
@@ -107,8 +115,10 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             "capped",
             "lost_arbitration",
             "targeted",
+            "kept",
             "delivered",
             "delivered_this_run",
+            "delivered_not_targeted",
             "pending",
             "failed",
             "dead",
@@ -126,7 +136,26 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         "stages": stages,
         "campaigns": campaigns,
         "totals": totals,
+        "not_delivered": not_delivered,  # state -> cause -> messages, for pending, failed, unknown, dead
+        "destinations_down": down,
     }
+
+
+def _sent_but_not_targeted(conn: sa.Connection, run_date: dt.date) -> dict[str, int]:
+    """Per campaign, messages of the date delivered by an earlier run to customers tonight's lists
+    no longer hold (they left the audience after a change): they still counted against the caps."""
+    ledger = message_ledger(outbox.c.run_date == run_date, name="delivered")
+    listed = sa.exists().where(
+        target_list.c.run_date == run_date,
+        target_list.c.campaign_id == ledger.c.campaign_id,
+        target_list.c.customer_id == ledger.c.customer_id,
+    )
+    rows = conn.execute(
+        sa.select(ledger.c.campaign_id, sa.func.count())
+        .where(ledger.c.state.in_(("sent", "unknown", "in_flight")), ~listed)
+        .group_by(ledger.c.campaign_id)
+    )
+    return {cid: int(n) for cid, n in rows}
 
 
 def _import_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -153,11 +182,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines += [
         "",
-        f"Totals: {t['targeted']} targeted, {t['delivered']} delivered ({t['delivered_this_run']} new in "
+        f"Totals: {t['targeted']} targeted ({t.get('kept', 0)} kept from earlier runs of the date), "
+        f"{t['delivered']} delivered ({t['delivered_this_run']} new in "
         f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown, "
         f"{t['render_errors']} not rendered, {t['held']} held.",
         "",
     ]
+    if t.get("delivered_not_targeted"):
+        lines += [
+            f"**{t['delivered_not_targeted']} messages were delivered by an earlier run of this date to customers "
+            "tonight's lists no longer hold** (the definitions changed since); they counted against the caps.",
+            "",
+        ]
+    lines += _not_delivered_lines(report)
     held = [row["campaign"] for row in report["campaigns"].values() if row.get("held")]
     if held:
         lines += [
@@ -208,6 +245,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     for st in report["stages"]:
         lines.append(f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |")
     return "\n".join(lines) + "\n"
+
+
+def _not_delivered_lines(report: dict[str, Any]) -> list[str]:
+    """The causes of what is not delivered, commonest first: the first thing to read on a red night."""
+    from campaign_orchestrator.delivery.dispatcher import cause_lines
+
+    causes = report.get("not_delivered") or {}
+    if not causes:
+        return []
+    lines = ["## Not delivered", ""]
+    for destination, cause in (report.get("destinations_down") or {}).items():
+        lines.append(f"- **{destination} was found down:** {cause}")
+    lines += [f"- {line}" for line in cause_lines(causes, most=5)]
+    return [*lines, ""]
 
 
 def write_run_report(engine: Engine, definitions: Definitions, config: RunConfig) -> Path:

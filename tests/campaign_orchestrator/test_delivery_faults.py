@@ -311,3 +311,111 @@ def test_sigkill_at_random_points_then_resume_delivers_each_message_once(warehou
     assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
     assert_exactly_once(warehouse, url, store, ids)
     assert stats(url)["idempotent_replays"] >= 1  # a batch accepted before a kill was resent with its key
+
+
+def batch_states(engine: sa.Engine) -> dict[str, int]:
+    from campaign_orchestrator.tables import delivery_batches
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(delivery_batches.c.state, sa.func.count()).group_by(delivery_batches.c.state))
+        return {state: int(n) for state, n in rows}
+
+
+def test_a_deliver_started_within_the_lease_of_a_killed_one_sends_what_it_had_claimed_ahead(
+    warehouse, repo, tmp_path, sim
+):
+    """Kill -9 a deliver while its next claim is taken ahead, start another within the lease: the
+    dead worker's unstarted claim goes back to pending when its lease ends, and the new worker
+    claims it again before it says it is done (it used to exit 0 with those messages pending)."""
+    url, store = sim
+    marketing = config_dir(repo, tmp_path, shards=1, max_workers=1, batch_size=10, claim_size=50, lease_s=3)
+    _defs, ids = seed(warehouse, repo, marketing, n=300)
+    warehouse_url = warehouse.url.render_as_string(hide_password=False)
+    log = tmp_path / "deliver.log"
+    set_faults(url, latency_ms=150)
+    proc = deliver_process(url, warehouse_url, marketing, repo, log)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        states = batch_states(warehouse)
+        if states.get("claimed") and states.get("in_flight"):  # one claim being sent, the next taken ahead
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the deliver ended before a claim was taken ahead"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert batch_states(warehouse).get("claimed"), "the kill left a claim taken ahead"
+    set_faults(url)
+    again = deliver_process(url, warehouse_url, marketing, repo, log)  # well within the 3 s lease
+    assert again.wait(timeout=120) == 0, log.read_text()[-3000:]
+    assert_exactly_once(warehouse, url, store, ids)
+    assert "600 sent, 0 pending, 0 failed, 0 unknown, 0 dead" in log.read_text()
+
+
+def deliver_cli(url: str, warehouse: sa.Engine, marketing: Path, repo: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AIRFLOW_CONN_CAMPAIGNS_PROVIDER": url}
+    cmd = [sys.executable, "-m", "campaign_orchestrator.cli", "deliver", "--date", RUN.isoformat()]
+    cmd += ["--warehouse", warehouse.url.render_as_string(hide_password=False), "--config", str(marketing)]
+    cmd += ["--contracts", str(repo / "data_contracts")]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("provider", ["refuses the API key", "unreachable", "answers 500 to everything"])
+def test_a_deliver_that_could_send_nothing_ends_red_naming_the_cause(warehouse, repo, tmp_path, sim, provider):
+    """Nothing could be sent: the deliver exits non-zero within its retry budget with the cause,
+    the messages stay pending or failed for the next attempt, and none is `unknown` that never left."""
+    url, store = sim
+    marketing = config_dir(repo, tmp_path, shards=2, max_workers=2, batch_size=10, max_attempts=3, timeout_s=2)
+    _defs, ids = seed(warehouse, repo, marketing, n=400)
+    connection = url.replace("http://", "http://:k@")
+    if provider == "refuses the API key":
+        connection = url.replace("http://", "http://:wrong-key@")
+    elif provider == "unreachable":
+        connection = f"http://:k@127.0.0.1:{_unused_port()}"
+    else:
+        set_faults(url, fail_next=10**6, status=500)
+    started = time.monotonic()
+    result = deliver_cli(connection, warehouse, marketing, repo)
+    took = time.monotonic() - started
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    expected = {
+        "refuses the API key": "HTTP 401: Invalid API key",
+        "unreachable": "connection refused",
+        "answers 500 to everything": "HTTP 500",
+    }[provider]
+    assert expected in out and "Traceback" not in out, out
+    assert "400 sent" in out  # the in-app half went to the message store all the same
+    states = ledger(warehouse)
+    assert states.get("unknown", 0) == 0 and states.get("dead", 0) == 0, states
+    assert states["sent"] == 400 and states.get("pending", 0) + states.get("failed", 0) == 400, states
+    assert took < 120, f"{took:.0f}s"
+    # The cause fixed, the next attempt sends them all, once.
+    set_faults(url)
+    assert deliver_cli(url.replace("http://", "http://:k@"), warehouse, marketing, repo).returncode == 0
+    assert_exactly_once(warehouse, url, store, ids)
+
+
+@pytest.mark.parametrize(
+    "connection",
+    ["http://:k@127.0.0.1:notaport", '{"conn_type": "http", "host": "127.0.0.1"', "ftp://:k@127.0.0.1:1", "http://"],
+    ids=["bad port", "broken JSON", "not http", "no host"],
+)
+def test_a_malformed_provider_connection_claims_nothing(warehouse, repo, tmp_path, sim, connection):
+    url, _store = sim
+    marketing = config_dir(repo, tmp_path, shards=1, max_workers=2, batch_size=10)
+    seed(warehouse, repo, marketing, n=100)
+    before = batch_states(warehouse)
+    result = deliver_cli(connection, warehouse, marketing, repo)
+    assert result.returncode != 0 and "nothing was claimed or sent" in result.stderr, result.stderr
+    assert "destination 'braze' (connection 'campaigns_provider')" in result.stderr
+    assert "Traceback" not in result.stderr and ":k@" not in result.stderr
+    assert batch_states(warehouse) == before  # not one batch claimed, in flight or unknown
+    assert stats(url)["requests"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -36,3 +37,34 @@ def test_the_dag_runs_through_airflow_and_a_rerun_sends_nothing(repo, export, si
     assert report["totals"]["delivered_this_run"] == 0
     assert sim_process.get("/_sim/stats")["recipients"] == first["recipients"]
     check_deliveries(repo, export, sim_process, warehouse)
+
+
+@pytest.mark.airflow
+@pytest.mark.xdist_group("airflow")
+def test_a_night_whose_provider_refuses_the_key_ends_failed_in_airflow(repo, export, sim_process, tmp_path):
+    """Nothing could be delivered: the deliver tasks fail (and are retried), the night is red, and
+    the report says why; the in-app store still got its messages."""
+    from campaign_orchestrator.demo import DemoError
+
+    env = airflow_env(repo, tmp_path / "airflow_home")
+    env.update(
+        CAMPAIGNS_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'wh.sqlite'}",
+        CAMPAIGNS_SOURCES_DIR=str(export),
+        CAMPAIGNS_REPORTS_DIR=str(tmp_path / "reports"),
+        CAMPAIGNS_RETRY_DELAY_SECONDS="1",
+        AIRFLOW_CONN_CAMPAIGNS_PROVIDER=sim_process.url.replace("http://", "http://:not-the-key@"),
+    )
+    (tmp_path / "airflow_home").mkdir()
+    ensure_airflow_db(env, tmp_path / "migrate.log")
+    log = tmp_path / "run.log"
+    with contextlib.suppress(DemoError):  # its exit code may say so; the run's state is what counts
+        dags_test(env, RUN_DATE, log)
+    text = log.read_text()
+    assert "state=failed" in text and "HTTP 401: Invalid API key" in text
+    assert text.count("new_state=up_for_retry") >= 2  # deliver was retried, as for any transient failure
+    report = json.loads((tmp_path / "reports" / RUN_DATE.isoformat() / "run_report.json").read_text())
+    assert report["destinations_down"]["braze"].startswith("HTTP 401")
+    assert report["totals"]["delivered"] > 0 and report["totals"]["unknown"] == 0  # the in-app store
+    assert sim_process.get("/_sim/stats")["recipients"] == 0
+    md = (tmp_path / "reports" / RUN_DATE.isoformat() / "run_report.md").read_text()
+    assert "## Not delivered" in md and "braze was found down" in md
