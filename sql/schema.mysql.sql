@@ -68,6 +68,7 @@ CREATE TABLE delivery_batches (
 	messages INTEGER NOT NULL, 
 	state VARCHAR(16) NOT NULL, 
 	attempts INTEGER NOT NULL, 
+	content_hash VARCHAR(64), 
 	claim_id VARCHAR(36), 
 	dispatch_id VARCHAR(128), 
 	last_error TEXT, 

@@ -30,6 +30,7 @@ BATCH_COLUMNS = (
     "attempts",
     "created_at",
     "updated_at",
+    "content_hash",
 )
 
 BatchKey = tuple[str, str, str, dt.datetime]  # destination, campaign, variant, send instant
@@ -53,10 +54,13 @@ class BatchFormer:
     message and its batch id and shard key) and its delivery_batches row.
     """
 
-    def __init__(self, size: int, run_date: dt.date, now: dt.datetime) -> None:
+    def __init__(
+        self, size: int, run_date: dt.date, now: dt.datetime, content_hashes: dict[tuple[str, str], str] | None = None
+    ) -> None:
         if size < 1:
             raise ValueError("batch size must be at least 1")
         self.size, self.run_date, self.now = size, run_date, now
+        self.content_hashes = content_hashes or {}  # (campaign, variant) -> fingerprint of its template
         self._open: dict[BatchKey, list[tuple[Any, ...]]] = {}
         self._open_messages = 0
         self.message_rows: list[tuple[Any, ...]] = []
@@ -101,5 +105,6 @@ class BatchFormer:
                 0,
                 self.now,
                 self.now,
+                self.content_hashes.get((campaign_id, variant)),
             )
         )

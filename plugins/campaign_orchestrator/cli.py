@@ -241,6 +241,14 @@ def _print_summary(report_path: Path) -> None:
             f"  {totals['kept']} targeted messages were kept from an earlier run of the date: already sent or "
             "under way, they counted against tonight's caps."
         )
+    from campaign_orchestrator.reporting import rerendered_counts
+
+    again, kept_text = rerendered_counts(report)
+    if again or kept_text:
+        click.echo(
+            f"  templates changed since the last render: {again} messages rendered again with the new text, "
+            f"{kept_text} keep their earlier text (a request for them may have left)."
+        )
     if totals.get("delivered_not_targeted"):
         click.echo(
             f"  {totals['delivered_not_targeted']} messages delivered by an earlier run of the date went to "

@@ -5,6 +5,12 @@ id for the same message; the unique slot key makes a second insert impossible, a
 (`ledger.message_ledger`) says whether it was sent. Rendering streams the target list with one
 server-side cursor, renders only rows with no ledger entry yet, and groups the messages into
 delivery batches (`batching`) written in the same transaction.
+
+A message keeps the text it was rendered with once a request for it may have left: a resend must
+be the same request under the same key. Until then its text follows its template: a batch never
+attempted whose template changed since it was rendered (its `content_hash`) is rendered again at
+the next render, under the same message ids (its batch and key may change, since no request for
+it ever left).
 """
 
 from __future__ import annotations
@@ -50,12 +56,23 @@ class RenderReport:
     rendered: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     cancelled: int = 0
+    # campaign -> messages rendered again because their template changed before any request left,
+    # and messages that keep their earlier text although it changed (a request for them may have left)
+    rerendered: dict[str, int] = field(default_factory=dict)
+    kept_earlier_text: dict[str, int] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
     # campaign -> share of its messages for the run that failed to render, when over the limit
     held: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rendered": self.rendered, "errors": self.errors, "cancelled": self.cancelled, "held": self.held}
+        return {
+            "rendered": self.rendered,
+            "errors": self.errors,
+            "cancelled": self.cancelled,
+            "held": self.held,
+            "rerendered": self.rerendered,
+            "kept_earlier_text": self.kept_earlier_text,
+        }
 
 
 def _pending_targets(conn: Connection, run_date: dt.date, columns: list[str]) -> Iterator[list[Any]]:
@@ -108,6 +125,55 @@ def cancel_stale(conn: Connection, run_date: dt.date, now: dt.datetime) -> int:
     return int(result.rowcount or 0)
 
 
+def content_hash(template: Any, default_locale: str) -> str:
+    """A fingerprint of everything a message's text is made from, besides the customer's data."""
+    text = template.model_dump_json() + "\n" + default_locale
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# Batch states whose messages never left, and those that may have (a resend must be identical).
+_NEVER_SENT = ("pending", "held")
+_MAY_HAVE_LEFT_UNSENT = ("pending", "failed", "claimed", "in_flight")
+
+
+def rerender_stale(
+    conn: Connection, run_date: dt.date, hashes: dict[tuple[str, str], str], report: RenderReport
+) -> None:
+    """Take out of the outbox the messages of never-attempted batches whose template changed since
+    they were rendered, so this render renders them again; count those that must keep their text."""
+    if not hashes:
+        return
+    b = delivery_batches.c
+    changed = sa.or_(
+        *(
+            sa.and_(b.campaign_id == campaign_id, b.variant == variant, b.content_hash != digest)
+            for (campaign_id, variant), digest in hashes.items()
+        )
+    )
+    base = sa.and_(b.run_date == run_date, b.content_hash.is_not(None), changed)
+    never_attempted = sa.and_(base, b.state.in_(_NEVER_SENT), b.attempts == 0)
+    # Locked, as cancel_stale does: a worker claiming one now waits, then finds it gone.
+    stale = conn.execute(sa.select(b.batch_id, b.campaign_id).where(never_attempted).with_for_update()).all()
+    kept = conn.execute(
+        sa.select(b.campaign_id, sa.func.sum(b.messages))
+        .where(base, b.state.in_(_MAY_HAVE_LEFT_UNSENT), sa.not_(sa.and_(b.state.in_(_NEVER_SENT), b.attempts == 0)))
+        .group_by(b.campaign_id)
+    ).all()
+    report.kept_earlier_text = {campaign_id: int(n) for campaign_id, n in kept if n}
+    ids = [r.batch_id for r in stale]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        removed = conn.execute(
+            sa.select(outbox.c.campaign_id, sa.func.count())
+            .where(outbox.c.batch_id.in_(chunk), outbox.c.state.is_(None))
+            .group_by(outbox.c.campaign_id)
+        ).all()
+        for campaign_id, n in removed:
+            report.rerendered[campaign_id] = report.rerendered.get(campaign_id, 0) + int(n)
+        conn.execute(outbox.delete().where(outbox.c.batch_id.in_(chunk), outbox.c.state.is_(None)))
+        conn.execute(delivery_batches.delete().where(b.batch_id.in_(chunk), b.state.in_(_NEVER_SENT), b.attempts == 0))
+
+
 OUTBOX_COLUMNS = (
     "message_id",
     "run_date",
@@ -156,9 +222,14 @@ def render_outbox(
     wanted = {v for _, t in compiled.values() for v in t.variables} | set(PROFILE_CONTEXT)
     columns = sorted(wanted & set(customers.c.keys()))
     payload_limit = policy.limit("push", "payload_bytes")
-    former = BatchFormer(definitions.settings.delivery.batch_size, run_date, now)
+    hashes = {
+        key: content_hash(definitions.templates[template_id], definitions.settings.default_locale)
+        for key, (template_id, _t) in compiled.items()
+    }
+    former = BatchFormer(definitions.settings.delivery.batch_size, run_date, now, hashes)
     with engine.begin() as conn:
         report.cancelled = cancel_stale(conn, run_date, now)
+        rerender_stale(conn, run_date, hashes, report)
         # Failures are recorded afresh for the rows still unrendered.
         conn.execute(render_errors.delete().where(render_errors.c.run_date == run_date))
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -194,6 +194,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "tonight's lists no longer hold** (the definitions changed since); they counted against the caps.",
             "",
         ]
+    lines += _rerender_lines(report)
     lines += _not_delivered_lines(report)
     held = [row["campaign"] for row in report["campaigns"].values() if row.get("held")]
     if held:
@@ -245,6 +246,27 @@ def render_markdown(report: dict[str, Any]) -> str:
     for st in report["stages"]:
         lines.append(f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |")
     return "\n".join(lines) + "\n"
+
+
+def rerendered_counts(report: dict[str, Any]) -> tuple[int, int]:
+    """Messages this run rendered again after a template change, and those that kept their text."""
+    renders = [s for s in report.get("stages", []) if s.get("stage") == "render"]
+    if not renders:
+        return 0, 0
+    last = renders[-1]
+    return sum((last.get("rerendered") or {}).values()), sum((last.get("kept_earlier_text") or {}).values())
+
+
+def _rerender_lines(report: dict[str, Any]) -> list[str]:
+    again, kept = rerendered_counts(report)
+    if not again and not kept:
+        return []
+    return [
+        f"**Templates changed since the last render:** {again} messages were rendered again with the new text "
+        f"(no request for them had left); {kept} keep their earlier text, because a request for them may have "
+        "left and a resend must be the same request.",
+        "",
+    ]
 
 
 def _not_delivered_lines(report: dict[str, Any]) -> list[str]:

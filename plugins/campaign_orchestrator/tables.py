@@ -315,6 +315,9 @@ delivery_batches = Table(
     # held: the campaign's render failures passed the limit; cancelled: no message left to send
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
+    # A fingerprint of the template the messages were rendered from: a batch never attempted whose
+    # campaign's template changed since is rendered again at the next render (see outbox.py).
+    Column("content_hash", String(64)),
     Column("claim_id", String(36)),
     Column("dispatch_id", String(128)),
     Column("last_error", Text),

@@ -105,7 +105,8 @@ def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(ware
     # Re-running without a fix changes nothing and records the same errors once.
     assert render_outbox(warehouse, defs, VARS, RUN, NOW).held == {"p": 0.1}
     assert counts(warehouse, render_errors, render_errors.c.campaign_id) == {"p": 10}
-    # The marketer shortens the title; the re-run renders the 10, and the campaign is released.
+    # The marketer shortens the title; the re-run renders the 10 and, since no request for them
+    # left, the 90 held ones again with the new text; the campaign is released.
     fixed = dict(defs.templates)
     fixed["t_p"] = Template(
         id="t_p",
@@ -114,7 +115,7 @@ def test_a_campaign_over_the_failure_limit_is_held_and_released_after_a_fix(ware
         locales={"de": {"title": "Hallo {{ first_name|truncate(20) }}", "body": "b"}},
     )
     report = render_outbox(warehouse, dataclasses.replace(defs, templates=fixed), VARS, RUN, NOW)
-    assert report.rendered == {"p": 10} and report.held == {}
+    assert report.rendered == {"p": 100} and report.rerendered == {"p": 90} and report.held == {}
     assert ledger_states(warehouse) == {"pending": 200}
     assert counts(warehouse, render_errors, render_errors.c.campaign_id) == {}
 
@@ -190,3 +191,55 @@ public_messages:
     load_public_messages(tmp_path, problems)
     assert len(problems) == 2
     assert "no {{ }} placeholders" in problems[0] and "needs min_app_version" in problems[1]
+
+
+def _payloads(engine, campaign_id):
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.message_id, outbox.c.payload).where(outbox.c.campaign_id == campaign_id)
+        ).all()
+    return {mid: json.loads(p) for mid, p in rows}
+
+
+def test_a_template_fixed_after_render_reaches_every_message_no_request_has_left_for(warehouse):
+    """Render, fix the template, render the date again before delivery: the never-attempted
+    messages get the new text under the same ids; a batch already attempted keeps its text, since
+    its resend must be the same request; the run says how many of each."""
+    defs, _ids = world(warehouse, long_names=0, total=120)
+    first = render_outbox(warehouse, defs, VARS, RUN, NOW)
+    assert first.rerendered == {} and first.kept_earlier_text == {}
+    before = _payloads(warehouse, "p")
+    with warehouse.begin() as conn:  # one push batch was attempted (it failed, to be retried)
+        attempted = conn.execute(
+            sa.select(delivery_batches.c.batch_id, delivery_batches.c.messages)
+            .where(delivery_batches.c.campaign_id == "p")
+            .order_by(delivery_batches.c.batch_id)
+            .limit(1)
+        ).one()
+        conn.execute(
+            delivery_batches.update()
+            .where(delivery_batches.c.batch_id == attempted.batch_id)
+            .values(state="failed", attempts=1, last_error="gave up after 5 attempts: HTTP 503")
+        )
+    fixed = dict(defs.templates)
+    fixed["t_p"] = Template(
+        id="t_p",
+        channel="push",
+        defaults={"first_name": "there"},
+        content={"title": "Hello {{ first_name }}", "body": "b"},
+    )
+    again = render_outbox(warehouse, dataclasses.replace(defs, templates=fixed), VARS, RUN, NOW)
+
+    after = _payloads(warehouse, "p")
+    assert set(after) == set(before)  # the same messages, by id
+    with warehouse.connect() as conn:
+        in_attempted = set(
+            conn.execute(sa.select(outbox.c.message_id).where(outbox.c.batch_id == attempted.batch_id)).scalars()
+        )
+    assert len(in_attempted) == attempted.messages
+    assert all(after[m]["title"] == before[m]["title"] for m in in_attempted)  # kept: it may have left
+    others = set(after) - in_attempted
+    assert others and all(after[m]["title"].startswith("Hello ") for m in others)
+    assert again.rerendered == {"p": len(others)} and again.kept_earlier_text == {"p": attempted.messages}
+    assert again.rendered == {"p": len(others)}  # the in-app campaign's template did not change
+    assert ledger_states(warehouse) == {"pending": 240 - attempted.messages, "failed": attempted.messages}

@@ -46,6 +46,7 @@ class ClaimedBatch:
     send_at: dt.datetime
     attempts: int = 0
     messages: list[Any] = field(default_factory=list)  # rows: message_id, customer_id, payload
+    content_hash: str | None = None
 
 
 def shard_range(shard: int, shards: int) -> tuple[int, int]:
@@ -248,9 +249,11 @@ class Leases:
 def load(conn: Connection, claim_id: str) -> list[ClaimedBatch]:
     """The claim's batches with their messages, in claim order."""
     batches = {
-        r.batch_id: ClaimedBatch(r.batch_id, r.destination, r.campaign_id, r.variant, r.send_at, r.attempts)
+        r.batch_id: ClaimedBatch(
+            r.batch_id, r.destination, r.campaign_id, r.variant, r.send_at, r.attempts, content_hash=r.content_hash
+        )
         for r in conn.execute(
-            sa.select(B.batch_id, B.destination, B.campaign_id, B.variant, B.send_at, B.attempts)
+            sa.select(B.batch_id, B.destination, B.campaign_id, B.variant, B.send_at, B.attempts, B.content_hash)
             .where(B.claim_id == claim_id, B.state.in_(HELD))
             .order_by(B.send_at, B.campaign_id, B.variant, B.batch_id)
         )

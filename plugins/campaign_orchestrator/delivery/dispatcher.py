@@ -402,7 +402,7 @@ class ShardDelivery:
                 (
                     *(batch_id, self.run_date, shard_key(batch_id), claimed.destination, claimed.campaign_id),
                     *(claimed.variant, claimed.send_at, len(fate.message_ids), state, claimed.attempts),
-                    *(now, now, dispatch_id, last_error, sent_at),
+                    *(now, now, claimed.content_hash, dispatch_id, last_error, sent_at),
                 )
             )
             for start in range(0, len(fate.message_ids), 500):
