@@ -20,9 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs half a second to import: `campaigns validate` never needs it
+    import pandas as pd
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime")
@@ -153,6 +154,8 @@ class Contract:
         self, raw: pd.DataFrame, max_lengths: dict[str, int], run_end: Any = None
     ) -> tuple[pd.DataFrame, dict[int, list[str]]]:
         """Typed columns from raw input; cells that do not parse or do not fit become row violations."""
+        import pandas as pd
+
         typed = pd.DataFrame(index=raw.index)
         broken: dict[int, list[str]] = defaultdict(list)
         for name, spec in self.columns.items():
@@ -242,6 +245,8 @@ _EMPTY_DTYPES = {
 
 def _parse(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     """(typed values, which cells had a value). Typed inputs (Parquet, SQL) skip the text path."""
+    import pandas as pd
+
     if kind in ("int", "float") and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         values = series.astype("float64")
         present = series.notna()
@@ -264,6 +269,8 @@ def _parse(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
 
 
 def _parse_text(text: pd.Series, kind: str) -> pd.Series:
+    import pandas as pd
+
     if kind == "string":
         return text.astype(object).where(text.notna(), None)
     if kind in ("int", "float"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml
+from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml_doc
 
 REGISTRY_FILE = "deep_links.yaml"
 
@@ -66,12 +66,12 @@ def load_registry(config_dir: Path, problems: list[str]) -> DeepLinkRegistry | N
     if not path.exists():
         return None
     before = len(problems)
-    doc = read_yaml(path, problems)
-    if len(problems) > before:
+    doc = read_yaml_doc(path, problems)
+    if len(problems) > before or doc is None:
         return None
     try:
-        registry = RegistryFile.model_validate(doc or {"routes": []})
+        registry = RegistryFile.model_validate(doc.data)
     except ValidationError as exc:
-        problems.extend(pydantic_problems(path, "", exc))
+        problems.extend(pydantic_problems(path, "", exc, doc))
         return None
     return DeepLinkRegistry(routes=tuple(registry.routes), path=f"{config_dir.name}/{REGISTRY_FILE}")

@@ -25,7 +25,7 @@ from campaign_orchestrator.campaign_spec import (  # noqa: F401 - re-exported fo
 )
 from campaign_orchestrator.deep_links import DeepLinkRegistry, load_registry
 from campaign_orchestrator.template_spec import DEFAULT_LIMITS, LOCALE_PATTERN, Template
-from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml
+from campaign_orchestrator.yaml_files import PathKey, YamlDoc, at_line, parse_path, pydantic_problems, read_yaml_doc
 
 
 class DefinitionError(ValueError):
@@ -212,25 +212,36 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
         raise DefinitionError([f"{root}: the definitions folder does not exist"])
 
     settings = Settings()
+    settings_ok = True  # when settings.yaml is wrong, what refers to it is not checked: one error, not twelve
     settings_path = root / "settings.yaml"
     if settings_path.exists():
-        doc = read_yaml(settings_path, problems)
+        before = len(problems)
+        settings_doc = read_yaml_doc(settings_path, problems)
         try:
-            settings = Settings.model_validate(doc or {})
+            settings = Settings.model_validate(settings_doc.data if settings_doc else {})
         except ValidationError as exc:
-            problems.extend(pydantic_problems(settings_path, "", exc))
+            problems.extend(pydantic_problems(settings_path, "", exc, settings_doc))
+        settings_ok = len(problems) == before
 
     origin: dict[str, str] = {}
+    located: dict[str, tuple[YamlDoc, PathKey]] = {}  # definition -> its file's lines, its path in the file
+
+    def where_in(definition: str, message: str, *path: str | int) -> str:
+        """'file[:item]: message (line N)', N being the line of `path` inside the definition."""
+        doc, prefix = located.get(definition, (None, ()))
+        return at_line(f"{origin[definition]}: {message}", doc, (*prefix, *path))
 
     def load_kind(folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for path in sorted((root / folder).glob("*.y*ml")):
-            doc = read_yaml(path, problems)
-            for where, item in _items(path, doc, key, problems):
+            doc = read_yaml_doc(path, problems)
+            if doc is None:
+                continue
+            for where, item in _items(path, doc.data, key, problems):
                 try:
                     obj = model.model_validate(item)
                 except ValidationError as exc:
-                    problems.extend(pydantic_problems(path, where, exc))
+                    problems.extend(pydantic_problems(path, where, exc, doc))
                     continue
                 obj_id = obj.id  # type: ignore[attr-defined]
                 if obj_id in found:
@@ -240,6 +251,7 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
                     continue
                 found[obj_id] = obj
                 origin[f"{key}:{obj_id}"] = f"{path}{':' + where if where else ''}"
+                located[f"{key}:{obj_id}"] = (doc, parse_path(where))
         return found
 
     segments: dict[str, Segment] = load_kind("segments", "segments", Segment)
@@ -248,9 +260,9 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
 
     lifecycles: dict[str, Lifecycle] = load_kind("lifecycles", "lifecycles", Lifecycle)
     for lc in lifecycles.values():
-        for stage in lc.stages:
+        for i, stage in enumerate(lc.stages):
             if stage not in segments:
-                problems.append(f"{origin['lifecycles:' + lc.id]}: stages: unknown segment {stage!r}")
+                problems.append(where_in(f"lifecycles:{lc.id}", f"stages: unknown segment {stage!r}", "stages", i))
 
     base = vocabulary if vocabulary is not None else Vocabulary(attributes={})
     vocab = dataclasses.replace(
@@ -260,7 +272,8 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
     )
     for seg in segments.values():
         for problem in check_rule(seg.rule, vocab):
-            problems.append(f"{origin['segments:' + seg.id]}: rule{problem}")
+            rule_path = problem.split(": ", 1)[0]
+            problems.append(where_in(f"segments:{seg.id}", f"rule{problem}", *parse_path("rule" + rule_path)))
 
     try:
         evaluation_order(
@@ -271,27 +284,41 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
         problems.append(f"{root / 'segments'}: {exc}")
 
     for camp in campaigns.values():
-        where = origin["campaigns:" + camp.id]
+        key = f"campaigns:{camp.id}"
         include, exclude = camp.audience
         for segment_id in (*include, *exclude):
             if segment_id not in segments:
-                problems.append(f"{where}: segment: unknown segment {segment_id!r}")
+                field_name = "segment" if camp.segment else ("include" if segment_id in include else "exclude")
+                problems.append(where_in(key, f"segment: unknown segment {segment_id!r}", field_name))
         for variant, template_id in camp.variant_templates.items():
             template = templates.get(template_id)
             label = "template" if variant == "default" else f"variants.{variant}.template"
+            field_path = ("template",) if variant == "default" else ("variants",)
             if template is None:
-                problems.append(f"{where}: {label}: unknown template {template_id!r}")
+                problems.append(where_in(key, f"{label}: unknown template {template_id!r}", *field_path))
             elif template.channel != camp.channel:
                 problems.append(
-                    f"{where}: {label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}"
+                    where_in(
+                        key,
+                        f"{label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}",
+                        *field_path,
+                    )
                 )
+        if not settings_ok:
+            continue  # its destination is judged once settings.yaml reads right
         dest = settings.destinations.get(camp.destination)
         if dest is None:
-            problems.append(f"{where}: destination: unknown destination {camp.destination!r} (settings.yaml)")
+            problems.append(
+                where_in(key, f"destination: unknown destination {camp.destination!r} (settings.yaml)", "destination")
+            )
         elif dest.kind == "provider" and not camp.provider_campaign_id:
-            problems.append(f"{where}: provider_campaign_id: required for provider destination {camp.destination!r}")
+            problems.append(
+                where_in(
+                    key, f"provider_campaign_id: required for provider destination {camp.destination!r}", "destination"
+                )
+            )
         elif dest.kind == "message_store" and camp.channel != "in_app":
-            problems.append(f"{where}: destination: the message store takes in_app campaigns only")
+            problems.append(where_in(key, "destination: the message store takes in_app campaigns only", "destination"))
 
     deep_links = load_registry(root, problems)
     from campaign_orchestrator.public_messages import load_public_messages

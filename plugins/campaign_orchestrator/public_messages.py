@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from campaign_orchestrator.campaign_spec import ID_PATTERN
 from campaign_orchestrator.tables import inapp_messages
 from campaign_orchestrator.template_spec import InAppContent
-from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml
+from campaign_orchestrator.yaml_files import pydantic_problems, read_yaml_doc
 
 NOTICES_FILE = "public_messages.yaml"
 NOTICE_NAMESPACE = uuid.UUID("0b8f4c7e-2d1a-4f5e-9c3b-7a6d5e4f3a21")
@@ -59,8 +59,10 @@ def load_public_messages(config_dir: Path, problems: list[str]) -> list[PublicMe
     path = config_dir / NOTICES_FILE
     if not path.exists():
         return []
-    doc = read_yaml(path, problems) or {}
-    items = doc.get("public_messages") if isinstance(doc, dict) else None
+    doc = read_yaml_doc(path, problems)
+    if doc is None:
+        return []
+    items = doc.data.get("public_messages") if isinstance(doc.data, dict) else None
     if not isinstance(items, list):
         problems.append(f"{path}: public_messages: must be a list")
         return []
@@ -69,7 +71,7 @@ def load_public_messages(config_dir: Path, problems: list[str]) -> list[PublicMe
         try:
             out.append(PublicMessage.model_validate(item))
         except ValidationError as exc:
-            problems.extend(pydantic_problems(path, f"public_messages[{i}]", exc))
+            problems.extend(pydantic_problems(path, f"public_messages[{i}]", exc, doc))
     ids = [m.id for m in out]
     problems.extend(f"{path}: public message {d!r} is listed twice" for d in {x for x in ids if ids.count(x) > 1})
     return out

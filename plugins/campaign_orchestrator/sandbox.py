@@ -14,13 +14,24 @@ as 3.1.6, so the attack surface is cut at every level we control:
   lists (literals only) can be neither repeated nor added, and `%` formatting of text is refused
   (width tricks build huge strings); only text, numbers and dates are output;
 - output: each field is capped (MAX_FIELD_CHARS) and the caller times each message.
+- shape: `{% if %}` nests at most MAX_IF_NESTING deep, brackets MAX_BRACKET_NESTING, and one tag
+  holds at most MAX_OPERATORS operators and filters (`check_shape`, on the lexer's tokens, before
+  Jinja's recursive parser and code generator see the template);
+- numbers: integers beyond MAX_INTEGER are refused, as literals and as results, so no arithmetic
+  chain can make a number that takes long to compute;
+- time: every operation, index and output checks the message's budget (`render_budget`), so a
+  render that overruns is stopped where it is, not judged after it finished.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
+import time
 import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jinja2
@@ -29,6 +40,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_FIELD_CHARS = 4096
 MAX_SOURCE_CHARS = 20_000
+MAX_IF_NESTING = 10
+MAX_BRACKET_NESTING = 20
+MAX_OPERATORS = 50  # operators and filters in one {{ }} or {% %}
+MAX_INTEGER = 10**15  # amounts in cents of any currency fit; a chain of products does not grow past it
 PLAIN_FILTERS = frozenset(
     {
         "abs",
@@ -89,8 +104,48 @@ class TemplateRefused(ValueError):
     """A template uses something the sandbox does not allow; the message says what and where."""
 
 
+class OverBudget(jinja2.exceptions.SecurityError):
+    """The message took longer than its budget to render; stopped where it was."""
+
+
+_budget = threading.local()
+
+
+@contextmanager
+def render_budget(seconds: float) -> Iterator[None]:
+    """Stop any render in this block (this thread) once it has used `seconds` of CPU time."""
+    previous = getattr(_budget, "deadline", None)
+    _budget.deadline = time.thread_time() + seconds
+    try:
+        yield
+    finally:
+        _budget.deadline = previous
+
+
+def checkpoint() -> None:
+    deadline = getattr(_budget, "deadline", None)
+    if deadline is not None and time.thread_time() > deadline:
+        raise OverBudget("over the time budget for one message")
+
+
+def _bounded(value: Any) -> Any:
+    if type(value) is int and not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise jinja2.exceptions.SecurityError(f"a number beyond {MAX_INTEGER:.0e}")
+    return value
+
+
 class MessageEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    # Every operator passes here: each is a checkpoint for the time budget and the number bound.
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
+    intercepted_unops = frozenset({"-", "+"})
+
+    def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
+        checkpoint()
+        return _bounded(super().call_unop(context, operator, _bounded(arg)))
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        checkpoint()
+        return super().getitem(obj, argument)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return False  # no attribute of a profile value is needed by a message
@@ -99,6 +154,8 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         return False
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        checkpoint()
+        _bounded(left), _bounded(right)
         if operator == "**":
             raise jinja2.exceptions.SecurityError("the ** operator is not allowed")
         if operator == "%" and isinstance(left, str):
@@ -117,14 +174,50 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
             text, factor = (left, right) if isinstance(left, str) else (right, left)
             if isinstance(text, str) and isinstance(factor, int) and len(text) * factor > MAX_FIELD_CHARS:
                 raise jinja2.exceptions.SecurityError("repetition longer than the field limit")
-        return super().call_binop(context, operator, left, right)
+        return _bounded(super().call_binop(context, operator, left, right))
 
 
 def _scalar_only(value: Any) -> Any:
     """Every {{ }} output: text, numbers, dates; a list or mapping printed whole is refused."""
+    checkpoint()
     if isinstance(value, list | tuple | dict | set | frozenset):
         raise jinja2.exceptions.SecurityError("only text, numbers and dates can be output")
     return value
+
+
+_OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
+_COUNTED_NAMES = frozenset({"and", "or", "not", "in", "is", "if", "else"})
+
+
+def check_shape(env: jinja2.Environment, source: str) -> None:
+    """Refuse templates nested or chained past the limits, from the lexer's tokens (iterative),
+    so Jinja's recursive parser and code generator never meet a template that would overflow them."""
+    ifs = brackets = operators = 0
+    for line, kind, value in env.lex(source):
+        if kind in ("block_begin", "variable_begin"):
+            operators = 0
+        elif kind == "name" and value == "if":
+            if brackets == 0 and operators == 0:  # the tag {% if %}, not an inline `a if b else c`
+                ifs += 1
+                if ifs > MAX_IF_NESTING:
+                    raise TemplateRefused(f"line {line}: {{% if %}} nested more than {MAX_IF_NESTING} deep")
+            operators += 1
+        elif kind == "name" and value == "endif":
+            ifs = max(0, ifs - 1)
+        elif kind == "operator" and value in _OPEN:
+            brackets += 1
+            if brackets > MAX_BRACKET_NESTING:
+                raise TemplateRefused(f"line {line}: brackets nested more than {MAX_BRACKET_NESTING} deep")
+        elif kind == "operator" and value in _CLOSE:
+            brackets = max(0, brackets - 1)
+        if (kind == "operator" and value not in _OPEN | _CLOSE | {","}) or (
+            kind == "name" and value in _COUNTED_NAMES - {"if"}
+        ):
+            operators += 1
+        if operators > MAX_OPERATORS:
+            raise TemplateRefused(f"line {line}: more than {MAX_OPERATORS} operators and filters in one tag")
+        if kind in ("integer", "float") and value.replace("_", "").isdigit() and len(value) > 16:
+            raise TemplateRefused(f"line {line}: a number beyond {MAX_INTEGER:.0e}")
 
 
 def check_grammar(parsed: nodes.Template) -> None:
@@ -143,6 +236,8 @@ def check_grammar(parsed: nodes.Template) -> None:
                 "AssignBlock": "{% set %} is not allowed",
             }.get(kind, f"{{% {kind.lower()} %}} and similar constructs are not allowed")
             raise TemplateRefused(f"line {getattr(node, 'lineno', '?')}: {hint}")
+        if isinstance(node, nodes.Const) and type(node.value) is int and abs(node.value) > MAX_INTEGER:
+            raise TemplateRefused(f"line {node.lineno}: a number beyond {MAX_INTEGER:.0e}")
         if isinstance(node, nodes.Getitem) and not (
             isinstance(node.arg, nodes.Slice) or (isinstance(node.arg, nodes.Const) and type(node.arg.value) is int)
         ):

@@ -15,12 +15,13 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:  # imported where files are read: reading the configuration stays light
+    import pandas as pd
 
 CHUNK_ROWS = 200_000
 REPLACEMENT_CHAR = "\ufffd"
@@ -135,6 +136,9 @@ def _header_lenient(path: Path, spec: SourceSpec) -> list[str]:
 
 def _true_rows(start: int, count: int, skipped: set[int]) -> tuple[pd.Index, int]:
     """Data row numbers (0-based) of the next `count` parsed rows, stepping over skipped lines."""
+    import numpy as np
+    import pandas as pd
+
     if not skipped or max(skipped) < start:
         return pd.RangeIndex(start, start + count), start + count
     window = np.arange(start, start + count + len(skipped))
@@ -217,6 +221,7 @@ def _parser_message(exc: BaseException) -> str:
 
 
 def _parquet_chunks(path: Path) -> Iterator[pd.DataFrame]:
+    import pandas as pd
     import pyarrow.parquet as pq
 
     try:
@@ -232,6 +237,7 @@ def _parquet_chunks(path: Path) -> Iterator[pd.DataFrame]:
 
 
 def _sql_chunks(spec: SourceSpec, run_date: dt.date, resolve_url: UrlResolver) -> Iterator[pd.DataFrame]:
+    import pandas as pd
     import sqlalchemy as sa
 
     from campaign_orchestrator.warehouse import create_warehouse_engine, redacted

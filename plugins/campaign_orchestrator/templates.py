@@ -26,9 +26,12 @@ from campaign_orchestrator.sandbox import (
     MAX_SOURCE_CHARS,
     TIMEZONE_KEY,
     VETTED_FILTERS,
+    OverBudget,
     TemplateRefused,
     build_environment,
     check_grammar,
+    check_shape,
+    render_budget,
 )
 from campaign_orchestrator.template_spec import DEFAULT_LIMITS, HTML_FIELDS, Template, normalise_locale, template_fields
 
@@ -41,8 +44,11 @@ DEFAULT_MAX_MESSAGE_MS = 50.0
 class RenderError(ValueError):
     """A template cannot be compiled, or one message cannot be rendered; `field` says where."""
 
-    def __init__(self, message: str, field: str = "", problems: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, field: str = "", problems: list[str] | None = None, over_budget: bool = False
+    ) -> None:
         self.field = field
+        self.over_budget = over_budget  # stopped by the time budget (the caller may try once more)
         self.problems = problems or [message]  # compile errors: each on its own
         super().__init__(f"{field}: {message}" if field else message)
 
@@ -107,15 +113,23 @@ class CompiledLocale:
                 problems.append(f"{where}{path}: {len(source)} characters of template, over {MAX_SOURCE_CHARS}")
                 continue
             try:
+                check_shape(env, source)
                 parsed = env.parse(source)
                 check_grammar(parsed)
-                used = meta.find_undeclared_variables(parsed)
+                # Every name the template reads, `self` and Jinja's other built-in names included:
+                # only data variables may be named.
+                used = meta.find_undeclared_variables(parsed) | {
+                    n.name for n in parsed.find_all(jinja2.nodes.Name) if n.ctx == "load"
+                }
                 compiled = env.from_string(parsed) if _dynamic(parsed) else None
             except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
                 problems.append(f"{where}{path}: line {exc.lineno}: {exc.message}")
                 continue
             except TemplateRefused as exc:
                 problems.append(f"{where}{path}: {exc}")
+                continue
+            except (RecursionError, SyntaxError, MemoryError, OverflowError) as exc:  # past the shape checks
+                problems.append(f"{where}{path}: cannot be compiled ({type(exc).__name__}): simplify it")
                 continue
             unknown = used - allowed
             if unknown:
@@ -203,17 +217,22 @@ class CompiledTemplate:
 
     def render_locale(self, compiled: CompiledLocale, values: Mapping[str, Any]) -> dict[str, Any]:
         # CPU time of this thread, not wall time: a busy machine must not turn messages into errors.
-        started = time.thread_time()
-        payload = self._fill(compiled, values)
-        elapsed = time.thread_time() - started
-        if elapsed > self._max_s:
-            # Once more before judging: the first message of a locale also loads its CLDR data.
+        # The budget stops the render where it is; a first overrun gets one more try, since the
+        # first message of a locale also loads its CLDR data.
+        for last in (False, True):
             started = time.thread_time()
-            payload = self._fill(compiled, values)
-            elapsed = time.thread_time() - started
-            if elapsed > self._max_s:
-                raise RenderError(f"took {elapsed * 1000:.0f} ms, over the limit of {self.policy.max_message_ms:g} ms")
-        return payload
+            try:
+                with render_budget(self._max_s):
+                    return self._fill(compiled, values)
+            except RenderError as exc:
+                if not exc.over_budget:
+                    raise
+                if last:
+                    spent = (time.thread_time() - started) * 1000
+                    raise RenderError(
+                        f"stopped after {spent:.0f} ms, over the limit of {self.policy.max_message_ms:g} ms", exc.field
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fill(self, compiled: CompiledLocale, values: Mapping[str, Any]) -> dict[str, Any]:
         defaults = compiled.defaults
@@ -246,6 +265,8 @@ class CompiledTemplate:
                     # The render function itself: Template.render would rewrite tracebacks on error,
                     # compiling code per failure (slow, and noise for the audit in the tests).
                     text = "".join(f.compiled.root_render_func(ctx))
+                except OverBudget:
+                    raise RenderError("over the time budget", f.path, over_budget=True) from None
                 except jinja2.exceptions.SecurityError as exc:
                     raise RenderError(f"refused by the sandbox ({exc})", f.path) from None
                 except jinja2.exceptions.UndefinedError as exc:

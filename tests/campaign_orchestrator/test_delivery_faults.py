@@ -200,7 +200,9 @@ def test_a_batch_that_gave_up_is_retried_later_with_the_same_key(warehouse, repo
 
 def test_without_idempotency_an_ambiguous_failure_is_unknown_never_resent(warehouse, repo, tmp_path, sim):
     url, store = sim
-    marketing = config_dir(repo, tmp_path, shards=1, max_workers=2, batch_size=10, max_attempts=5)
+    marketing = config_dir(
+        repo, tmp_path, shards=1, max_workers=2, batch_size=10, max_attempts=5, stop_after_failed_batches=100
+    )
     settings_path = marketing / "settings.yaml"
     settings_path.write_text(
         settings_path.read_text().replace("honours_idempotency_key: true", "honours_idempotency_key: false")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -308,3 +309,27 @@ def test_constant_fields_are_not_rendered_per_message():
     fields = {f.path: f for f in t.default.fields}
     assert fields["title"].compiled is None and fields["title"].constant == "Sale"
     assert fields["body"].compiled is not None
+
+
+def test_the_time_budget_stops_a_render_where_it_is_rather_than_judging_it_afterwards(monkeypatch):
+    """Each operation checks the budget: a render that would take long is stopped part way, so the
+    message costs about its budget, not its whole run."""
+    from campaign_orchestrator import sandbox
+
+    tag = "{{ (first_name|replace('a', 'b')|upper|lower|trim) ~ (1 + 2 - 3) }}"
+    template = Template(
+        id="slow", channel="email", defaults={"first_name": "x"}, content={"subject": "s", "text": tag * 250}
+    )
+    checks: list[int] = []
+    real = sandbox.checkpoint
+    monkeypatch.setattr(sandbox, "checkpoint", lambda: (checks.append(1), real())[1])
+    whole = CompiledTemplate(template, {"first_name"}, RenderPolicy(limits={}))
+    started = time.thread_time()
+    whole.render({"first_name": "a" * 10})
+    full_s, full_checks = time.thread_time() - started, len(checks)
+    checks.clear()
+    budget_ms = full_s * 1000 / 20  # a twentieth of what the whole render takes
+    limited = CompiledTemplate(template, {"first_name"}, RenderPolicy(limits={}, max_message_ms=budget_ms))
+    with pytest.raises(RenderError, match="stopped after"):
+        limited.render({"first_name": "a" * 10})
+    assert 0 < len(checks) < full_checks / 2, (len(checks), full_checks)  # both tries stopped part way
