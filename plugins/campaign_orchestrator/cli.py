@@ -383,20 +383,33 @@ def bench(
 @main.command("stack-test")
 @click.option("--workdir", default=".stack", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--customers", default=3000, show_default=True, type=click.IntRange(100))
-def stack_test(workdir: Path, customers: int) -> None:
+@click.option(
+    "--date",
+    "run_date",
+    callback=parse_date,
+    help="The night to trigger (default: the neighbour of today that the scheduler's own catch-up run does not take).",
+)
+def stack_test(workdir: Path, customers: int, run_date: dt.date | None) -> None:
     """The docker-compose topology as local processes (CeleryExecutor on PostgreSQL and Redis):
-    trigger nightly_campaigns through the REST API, check what the provider got, stop everything."""
+    trigger nightly_campaigns through the REST API, check what the provider got against the ledger
+    for every run Airflow started, stop everything."""
     from campaign_orchestrator.local_stack import StackError, run_stack_test
 
     try:
-        result = run_stack_test(workdir.resolve(), Path.cwd(), customers=customers)
+        result = run_stack_test(workdir.resolve(), Path.cwd(), customers=customers, run_date=run_date)
     except StackError as exc:
         raise click.ClickException(f"stack test failed: {exc}") from None
     sim = result["simulator"]
+    nights = "; ".join(
+        f"{night}: {c['simulator']} at the simulator, {c['ledger_sent']} sent in the ledger, "
+        f"{c['duplicates']} duplicates"
+        for night, c in result["nights"].items()
+    )
     click.echo(
-        f"stack test passed in {result['seconds']}s: {len(result['tasks'])} task instances on the Celery worker, "
-        f"{result['provider_sent']} messages to the provider (simulator: {sim['recipients']} recipients, "
-        f"{sim['duplicates']} duplicates), {result['inapp_rows']} in-app rows; every process stopped"
+        f"stack test passed in {result['seconds']}s: runs {result['runs']}; {len(result['tasks'])} task instances "
+        f"of the triggered run on the Celery worker; {result['provider_sent']} messages to the provider "
+        f"(simulator: {sim['recipients']} recipients), {result['inapp_rows']} in-app rows; per night: {nights}; "
+        "every process stopped"
     )
 
 

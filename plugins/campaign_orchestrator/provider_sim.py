@@ -318,6 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "trigger_properties": recipient.get("trigger_properties", {}),
                     "schedule_time": schedule_time,
                     "dispatch_id": dispatch_id,
+                    "schedule_id": doc.get("schedule_id"),
                 }
             )
             store.per_recipient[(body["campaign_id"], recipient["external_user_id"])] += 1

@@ -38,3 +38,14 @@ def test_the_project_folders_are_mounted_and_volumes_declared(repo):
         if isinstance(v, str) and not v.startswith(".")
     }
     assert named <= set(doc.get("volumes", {})), named - set(doc.get("volumes", {}))
+
+
+def test_the_stack_test_triggers_the_night_the_schedulers_catch_up_run_does_not_take():
+    import datetime as dt
+
+    from campaign_orchestrator.local_stack import default_run_date, scheduler_catch_up_date
+
+    early = dt.datetime(2026, 12, 2, 1, 30, tzinfo=dt.UTC)  # before 02:00: the scheduler runs yesterday
+    late = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)  # after: it runs today
+    assert scheduler_catch_up_date(early) == dt.date(2026, 12, 1) and default_run_date(early) == dt.date(2026, 12, 2)
+    assert scheduler_catch_up_date(late) == dt.date(2026, 12, 2) and default_run_date(late) == dt.date(2026, 12, 1)
