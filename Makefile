@@ -28,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/campaigns demo --customers $${DEMO_CUSTOMERS:-20000}
+	$(BIN)/campaigns-dev demo --customers $${DEMO_CUSTOMERS:-20000}
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -37,14 +37,14 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not airflow" $(PYTEST_ARGS)
 
 stack-test: $(STAMP)
-	$(BIN)/campaigns stack-test --workdir .stack
+	$(BIN)/campaigns-dev stack-test --workdir .stack
 
 lint: $(STAMP)
 	$(BIN)/ruff check plugins dags tests
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/campaigns bench --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),)
+	$(BIN)/campaigns-dev bench --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),)
 
 schema: $(STAMP)
 	for d in sqlite postgresql mysql; do $(BIN)/campaigns schema --dialect $$d > sql/schema.$$d.sql; done

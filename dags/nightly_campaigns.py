@@ -41,7 +41,7 @@ default_args: dict[str, Any] = {
 
 def _run(context: dict[str, Any]) -> Any:
     """The engine's run handle for this DAG run; built inside tasks, never at parse time."""
-    from campaign_orchestrator.pipeline import Run, RunConfig
+    from campaign_orchestrator.run.context import Run, RunConfig
     from campaign_orchestrator_airflow.hooks import source_url, warehouse_url
 
     override = (context.get("params") or {}).get("run_date")
@@ -85,9 +85,9 @@ def _fail_fast(exc: Exception) -> None:
 def nightly_campaigns() -> None:
     @task
     def validate_definitions(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.definitions import DefinitionError
-        from campaign_orchestrator.pipeline import validate_definitions as validate
-        from campaign_orchestrator.templates import RenderError
+        from campaign_orchestrator.definitions.loader import DefinitionError
+        from campaign_orchestrator.render.compiled import RenderError
+        from campaign_orchestrator.run.stages import validate_definitions as validate
 
         try:
             return validate(_run(context))
@@ -99,14 +99,14 @@ def nightly_campaigns() -> None:
     def ingest() -> None:
         @task
         def list_sources(**context: Any) -> list[str]:
-            from campaign_orchestrator.pipeline import source_names
+            from campaign_orchestrator.run.stages import source_names
 
             return source_names(_run(context))
 
         @task(map_index_template="{{ source }}")
         def validate_source(source: str, **context: Any) -> dict[str, Any]:
-            from campaign_orchestrator.contracts import ContractError
-            from campaign_orchestrator.pipeline import validate_source_stage
+            from campaign_orchestrator.ingest.contracts import ContractError
+            from campaign_orchestrator.run.stages import validate_source_stage
 
             try:
                 return validate_source_stage(_run(context), source)
@@ -116,7 +116,7 @@ def nightly_campaigns() -> None:
 
         @task
         def publish(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-            from campaign_orchestrator.pipeline import publish_stage
+            from campaign_orchestrator.run.stages import publish_stage
 
             return publish_stage(_run(context), list(staged))
 
@@ -124,31 +124,31 @@ def nightly_campaigns() -> None:
 
     @task
     def compute_segments(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.pipeline import segments_stage
+        from campaign_orchestrator.run.stages import segments_stage
 
         return segments_stage(_run(context))
 
     @task
     def build_target_lists(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.pipeline import targets_stage
+        from campaign_orchestrator.run.stages import targets_stage
 
         return targets_stage(_run(context))
 
     @task
     def render_messages(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.pipeline import render_stage
+        from campaign_orchestrator.run.stages import render_stage
 
         return render_stage(_run(context))
 
     @task
     def publish_notices(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.pipeline import notices_stage
+        from campaign_orchestrator.run.stages import notices_stage
 
         return notices_stage(_run(context))
 
     @task
     def plan_delivery_shards(**context: Any) -> list[int]:
-        from campaign_orchestrator.pipeline import delivery_shards
+        from campaign_orchestrator.run.context import delivery_shards
 
         return delivery_shards(_run(context))
 
@@ -157,7 +157,7 @@ def nightly_campaigns() -> None:
         """Fails while messages stay pending or failed (DeliveryIncomplete), so Airflow retries it;
         a connection that cannot make a request fails at once, having claimed nothing."""
         from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
-        from campaign_orchestrator.pipeline import deliver_stage
+        from campaign_orchestrator.run.stages import deliver_stage
         from campaign_orchestrator_airflow.hooks import provider_endpoint
 
         try:
@@ -170,8 +170,9 @@ def nightly_campaigns() -> None:
     def write_report(**context: Any) -> str:
         import json
 
-        from campaign_orchestrator.pipeline import held_campaigns, report_stage, unfinished_stages
-        from campaign_orchestrator.reporting import summary_table
+        from campaign_orchestrator.reporting.report import summary_table
+        from campaign_orchestrator.run.stages import report_stage
+        from campaign_orchestrator.run.status import held_campaigns, unfinished_stages
 
         run = _run(context)
         path = report_stage(run)

@@ -75,7 +75,8 @@ CREATE TABLE delivery_batches (
 	created_at DATETIME NOT NULL, 
 	updated_at DATETIME NOT NULL, 
 	sent_at DATETIME, 
-	PRIMARY KEY (batch_id)
+	PRIMARY KEY (batch_id), 
+	CONSTRAINT ck_batches_state CHECK (state IN ('pending', 'claimed', 'in_flight', 'sent', 'failed', 'dead', 'unknown', 'held', 'cancelled', 'split'))
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_batches_claim ON delivery_batches (claim_id);

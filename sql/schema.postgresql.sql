@@ -75,7 +75,8 @@ CREATE TABLE delivery_batches (
 	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
 	updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
 	sent_at TIMESTAMP WITHOUT TIME ZONE, 
-	PRIMARY KEY (batch_id)
+	PRIMARY KEY (batch_id), 
+	CONSTRAINT ck_batches_state CHECK (state IN ('pending', 'claimed', 'in_flight', 'sent', 'failed', 'dead', 'unknown', 'held', 'cancelled', 'split'))
 );
 
 CREATE INDEX ix_batches_claim ON delivery_batches (claim_id);

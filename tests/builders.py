@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from campaign_orchestrator.consent import refresh_preference_state
-from campaign_orchestrator.tables import app_installs, customers, preferences, suppressions
+from campaign_orchestrator.ingest.consent import refresh_preference_state
+from campaign_orchestrator.warehouse.tables import app_installs, customers, preferences, suppressions
 
 T0 = dt.datetime(2026, 1, 1, 12, 0)
 
@@ -83,8 +83,10 @@ def definitions(
     batch_size: int = 50,
 ) -> Any:
     """Definitions built in code: a braze-like provider and the message store as destinations."""
-    from campaign_orchestrator.campaign_spec import Campaign
-    from campaign_orchestrator.definitions import Definitions, Segment, Settings, Template
+    from campaign_orchestrator.definitions.campaigns import Campaign
+    from campaign_orchestrator.definitions.loader import Definitions, Segment
+    from campaign_orchestrator.definitions.settings import Settings
+    from campaign_orchestrator.definitions.templates import Template
 
     settings = Settings.model_validate(
         {
@@ -123,7 +125,7 @@ def definitions(
             templates[template_id] = Template(
                 id=template_id, channel=camp.channel, defaults={"first_name": "there"}, content=content
             )
-    from campaign_orchestrator.rules import Vocabulary
+    from campaign_orchestrator.definitions.rules import Vocabulary
 
     vocab = Vocabulary(attributes={"customer_id": "string", "tier": "string"}, segments=frozenset(segs))
     return Definitions(settings=settings, segments=segs, campaigns=camps, templates=templates, vocabulary=vocab)
@@ -134,8 +136,8 @@ def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
     rows already in the ledger (kept from an earlier run of the date) are left as they are."""
     import sqlalchemy as sa
 
-    from campaign_orchestrator.outbox import OUTBOX_COLUMNS
-    from campaign_orchestrator.tables import campaign_candidates, outbox, target_list
+    from campaign_orchestrator.render.render import OUTBOX_COLUMNS
+    from campaign_orchestrator.warehouse.tables import campaign_candidates, outbox, target_list
 
     t, c = target_list.c, campaign_candidates.c
     already = sa.exists().where(

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from campaign_orchestrator.provider_sim import make_server
-from campaign_orchestrator.warehouse import create_warehouse_engine, drop_schema, ensure_schema
+from campaign_devtools.provider_sim import make_server
+from campaign_orchestrator.warehouse.engine import create_warehouse_engine, drop_schema, ensure_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("WAREHOUSE_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

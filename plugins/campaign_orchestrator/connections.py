@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from campaign_orchestrator.errors import CampaignError
 
-class ConnectionNotFound(LookupError):
+
+class ConnectionNotFound(CampaignError, LookupError):
     """A connection id with neither an Airflow connection nor an AIRFLOW_CONN_* variable."""
 
 

@@ -14,7 +14,7 @@ from campaign_orchestrator.connections import (
     endpoint_from_fields,
     warehouse_url_from_fields,
 )
-from campaign_orchestrator.warehouse import DEFAULT_WAREHOUSE_URL
+from campaign_orchestrator.warehouse.engine import DEFAULT_WAREHOUSE_URL
 
 WAREHOUSE_CONN_ID = "campaigns_warehouse"
 

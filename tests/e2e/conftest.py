@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from campaign_orchestrator.demo_data import generate
+from campaign_devtools.demo_data import generate
 
 RUN_DATE = dt.date(2026, 11, 22)
 
@@ -52,7 +52,7 @@ def sim_process(tmp_path) -> Iterator[SimProcess]:
         [
             sys.executable,
             "-m",
-            "campaign_orchestrator.cli",
+            "campaign_devtools",
             "provider-sim",
             "--port",
             "0",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from campaign_orchestrator.demo import airflow_env, dags_test, ensure_airflow_db
+from campaign_devtools.demo import airflow_env, dags_test, ensure_airflow_db
 from tests.e2e.conftest import RUN_DATE
 from tests.e2e.test_nightly_run import check_deliveries
 
@@ -44,7 +44,7 @@ def test_the_dag_runs_through_airflow_and_a_rerun_sends_nothing(repo, export, si
 def test_a_night_whose_provider_refuses_the_key_ends_failed_in_airflow(repo, export, sim_process, tmp_path):
     """Nothing could be delivered: the deliver tasks fail (and are retried), the night is red, and
     the report says why; the in-app store still got its messages."""
-    from campaign_orchestrator.demo import DemoError
+    from campaign_devtools.demo import DemoError
 
     env = airflow_env(repo, tmp_path / "airflow_home")
     env.update(

@@ -12,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from campaign_orchestrator.connections import env_endpoint_resolver
-from campaign_orchestrator.contracts import load_contracts, vocabulary
-from campaign_orchestrator.definitions import load_definitions
-from campaign_orchestrator.ledger import messages_in_state
-from campaign_orchestrator.pipeline import RunConfig, run_all
-from campaign_orchestrator.tables import outbox
-from campaign_orchestrator.warehouse import create_warehouse_engine
+from campaign_orchestrator.definitions.loader import load_definitions
+from campaign_orchestrator.ingest.contracts import load_contracts, vocabulary
+from campaign_orchestrator.outbox.ledger import messages_in_state
+from campaign_orchestrator.run.context import RunConfig
+from campaign_orchestrator.run.stages import run_all
+from campaign_orchestrator.warehouse.engine import create_warehouse_engine
+from campaign_orchestrator.warehouse.tables import outbox
 from tests.e2e.conftest import RUN_DATE, not_allowed
 
 
@@ -70,7 +71,7 @@ def test_cli_run_twice_on_sqlite_delivers_once_and_says_so(repo, export, sim_pro
 def test_run_twice_on_postgres(repo, export, sim_process, tmp_path, postgres_url, monkeypatch):
     if postgres_url is None:
         pytest.skip("PostgreSQL is not reachable here; the end-to-end run ran on SQLite only")
-    from campaign_orchestrator.warehouse import drop_schema
+    from campaign_orchestrator.warehouse.engine import drop_schema
 
     engine = create_warehouse_engine(postgres_url)
     drop_schema(engine)
@@ -97,8 +98,8 @@ def test_a_broken_customers_file_sends_nothing_and_keeps_last_nights_tables(
     import json
     import shutil
 
-    from campaign_orchestrator.contracts import ContractError
-    from campaign_orchestrator.tables import SOURCE_TABLES, preference_state
+    from campaign_orchestrator.ingest.contracts import ContractError
+    from campaign_orchestrator.warehouse.tables import SOURCE_TABLES, preference_state
 
     monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGNS_PROVIDER", sim_process.connection_uri)
     url = f"sqlite:///{tmp_path / 'wh.sqlite'}"

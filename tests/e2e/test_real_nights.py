@@ -16,11 +16,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from campaign_orchestrator.connections import env_endpoint_resolver
-from campaign_orchestrator.contracts import load_contracts, vocabulary
-from campaign_orchestrator.definitions import load_definitions
-from campaign_orchestrator.ledger import message_ledger
-from campaign_orchestrator.pipeline import RunConfig, run_all
-from campaign_orchestrator.warehouse import create_warehouse_engine, drop_schema
+from campaign_orchestrator.definitions.loader import load_definitions
+from campaign_orchestrator.ingest.contracts import load_contracts, vocabulary
+from campaign_orchestrator.outbox.ledger import message_ledger
+from campaign_orchestrator.run.context import RunConfig
+from campaign_orchestrator.run.stages import run_all
+from campaign_orchestrator.warehouse.engine import create_warehouse_engine, drop_schema
 from tests.e2e.conftest import RUN_DATE
 
 # Two pairs of push campaigns trade priorities and one holdout is dropped: the re-run picks other

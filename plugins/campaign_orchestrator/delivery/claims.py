@@ -26,13 +26,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from campaign_orchestrator.batching import SHARD_KEYS
-from campaign_orchestrator.tables import delivery_batches, outbox
+from campaign_orchestrator.outbox.ids import SHARD_KEYS
+from campaign_orchestrator.outbox.states import UNDER_CLAIM
+from campaign_orchestrator.warehouse.tables import delivery_batches, outbox
 
 log = logging.getLogger(__name__)
 
 B = delivery_batches.c
-HELD = ("claimed", "in_flight")  # states of a batch under a claim
 
 
 @dataclass
@@ -170,7 +170,7 @@ class Claims:
         with self.engine.connect() as conn:
             claims = conn.execute(
                 sa.select(B.claim_id, sa.func.max(B.updated_at))
-                .where(self._mine, B.state.in_(HELD))
+                .where(self._mine, B.state.in_(UNDER_CLAIM))
                 .group_by(B.claim_id)
             ).all()
         return [(c, t) for c, t in claims], cutoff
@@ -225,7 +225,7 @@ class Leases:
                     with self.engine.begin() as conn:
                         touched = conn.execute(
                             delivery_batches.update()
-                            .where(B.claim_id == claim_id, B.state.in_(HELD))
+                            .where(B.claim_id == claim_id, B.state.in_(UNDER_CLAIM))
                             .values(updated_at=self.clock())
                         ).rowcount
                 except Exception:
@@ -254,7 +254,7 @@ def load(conn: Connection, claim_id: str) -> list[ClaimedBatch]:
         )
         for r in conn.execute(
             sa.select(B.batch_id, B.destination, B.campaign_id, B.variant, B.send_at, B.attempts, B.content_hash)
-            .where(B.claim_id == claim_id, B.state.in_(HELD))
+            .where(B.claim_id == claim_id, B.state.in_(UNDER_CLAIM))
             .order_by(B.send_at, B.campaign_id, B.variant, B.batch_id)
         )
     }

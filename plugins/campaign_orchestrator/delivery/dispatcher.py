@@ -33,20 +33,22 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from campaign_orchestrator.batching import BATCH_COLUMNS, request_key, shard_key
+from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.connections import EndpointResolver
-from campaign_orchestrator.definitions import Definitions, DeliverySettings
+from campaign_orchestrator.definitions.loader import Definitions
+from campaign_orchestrator.definitions.settings import DeliverySettings
 from campaign_orchestrator.delivery.claims import ClaimedBatch, Claims, Leases, in_shard
 from campaign_orchestrator.delivery.message_store import store_messages
+from campaign_orchestrator.delivery.outcomes import OutcomeRecorder
 from campaign_orchestrator.delivery.provider import Batch, BatchOutcome, Message, ProviderClient, TokenBucket
-from campaign_orchestrator.tables import delivery_batches, outbox
-from campaign_orchestrator.warehouse import bulk_insert, set_by_key
+from campaign_orchestrator.delivery.report import DeliveryReport
+from campaign_orchestrator.errors import CampaignError, InvalidInput
+from campaign_orchestrator.warehouse.bulk import set_by_key
+from campaign_orchestrator.warehouse.tables import delivery_batches, outbox
 
 log = logging.getLogger(__name__)
 
@@ -54,118 +56,8 @@ Clock = Callable[[], dt.datetime]
 B = delivery_batches.c
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-@dataclass
-class DeliveryReport:
-    shard: int
-    sent: dict[str, int] = field(default_factory=dict)
-    dead: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    unknown: int = 0
-    resent_in_flight: int = 0
-    requests: int = 0
-    # per campaign: requests beyond the first per batch (429, 5xx, timeouts, dropped connections),
-    # and seconds its requests waited for the rate limit (client bucket, Retry-After, 429 backoff)
-    retried: dict[str, int] = field(default_factory=dict)
-    throttled_s: dict[str, float] = field(default_factory=dict)
-    waited_for_other_workers_s: float = 0.0
-    dead_samples: list[str] = field(default_factory=list)
-    # destinations found down in this attempt, with the cause
-    down: dict[str, str] = field(default_factory=dict)
-    # after the attempt: the shard's messages per state, and why the unsent ones are not sent
-    remaining: dict[str, int] = field(default_factory=dict)
-    causes: dict[str, dict[str, int]] = field(default_factory=dict)  # state -> cause -> messages
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, bucket: dict[str, int], campaign_id: str, n: int = 1) -> None:
-        with self._lock:  # the ledger thread and the main thread both count
-            bucket[campaign_id] = bucket.get(campaign_id, 0) + n
-
-    def count_unknown(self, n: int) -> None:
-        with self._lock:
-            self.unknown += n
-
-    @property
-    def total_sent(self) -> int:
-        return sum(self.sent.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "shard": self.shard,
-            "sent": self.sent,
-            "dead": self.dead,
-            "failed": self.failed,
-            "unknown": self.unknown,
-            "resent_in_flight": self.resent_in_flight,
-            "requests": self.requests,
-            "retried": self.retried,
-            "throttled_s": {k: round(v, 3) for k, v in self.throttled_s.items()},
-            "waited_for_other_workers_s": round(self.waited_for_other_workers_s, 3),
-            "down": self.down,
-            "remaining": self.remaining,
-            "causes": self.causes,
-        }
-
-    @property
-    def incomplete(self) -> int:
-        """Messages of the shard still to be sent: another attempt may deliver them."""
-        return sum(self.remaining.get(s, 0) for s in ("pending", "failed", "in_flight"))
-
-    def summary(self) -> str:
-        """One line: the shard's messages per state, and the causes of what is not sent."""
-        states = ", ".join(f"{self.remaining.get(s, 0)} {s}" for s in ("sent", "pending", "failed", "unknown", "dead"))
-        return f"shard {self.shard}: {states}" + "".join(f"; {c}" for c in cause_lines(self.causes))
-
-
-def cause_lines(causes: dict[str, dict[str, int]], most: int = 3) -> list[str]:
-    """'3690 failed: HTTP 401: Invalid API key', the commonest causes first, per state."""
-    lines = []
-    for state, by_cause in causes.items():
-        ranked = sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))
-        lines += [f"{n} {state}: {cause}" for cause, n in ranked[:most]]
-        if len(ranked) > most:
-            lines.append(f"{sum(n for _, n in ranked[most:])} {state} for {len(ranked) - most} other reasons")
-    return lines
-
-
-class DestinationConfigError(ValueError):
+class DestinationConfigError(CampaignError, InvalidInput, ValueError):
     """A destination's connection or settings cannot make a request; nothing was claimed."""
-
-
-# The order a batch's groups take when its outcome is mixed: the original row keeps a final fate.
-_FATE_ORDER = {"sent": 0, "dead": 1, "unknown": 2, "failed": 3}
-
-
-@dataclass
-class _Fate:
-    """One group of a batch's messages that share an outcome."""
-
-    state: str
-    detail: str  # dispatch id when sent, else the error
-    key: str | None  # for failed groups: the Idempotency-Key of the request that gave up
-    message_ids: list[str] = field(default_factory=list)
-
-
-def _fates(batch: ClaimedBatch, outcome: BatchOutcome) -> list[_Fate]:
-    if len(outcome.sent) == len(batch.messages) and len(set(outcome.sent.values())) == 1:  # the usual case
-        return [_Fate("sent", next(iter(outcome.sent.values())), None, list(outcome.sent))]
-    groups: dict[tuple[str, str, str | None], _Fate] = {}
-    for m in batch.messages:
-        mid = m.message_id
-        if mid in outcome.sent:
-            state, detail, key = "sent", outcome.sent[mid], None
-        elif mid in outcome.dead:
-            state, detail, key = "dead", outcome.dead[mid], None
-        elif mid in outcome.unknown:
-            state, detail, key = "unknown", outcome.unknown[mid], None
-        else:
-            state, detail = "failed", outcome.failed.get(mid, "no outcome")
-            key = outcome.failed_keys.get(mid, batch.batch_id)
-        groups.setdefault((state, detail, key), _Fate(state, detail, key)).message_ids.append(mid)
-    return sorted(groups.values(), key=lambda f: _FATE_ORDER[f.state])
 
 
 class ShardDelivery:
@@ -195,6 +87,7 @@ class ShardDelivery:
         self._senders: ThreadPoolExecutor
         self._ledger: ThreadPoolExecutor
         self.report = DeliveryReport(shard=shard)
+        self.recorder = OutcomeRecorder(engine, run_date, self.claims, self.report, clock)
         self._clients: dict[str, ProviderClient] = {}
         self._clients_lock = threading.Lock()
         self._failed_in_a_row: dict[str, int] = {}  # per destination, guarded by _clients_lock
@@ -299,7 +192,7 @@ class ShardDelivery:
     ) -> None:
         try:
             if not lost.is_set():
-                self._record(claim_id, batches, outcomes, empty)
+                self.recorder.record(claim_id, batches, outcomes, empty)
         finally:
             self.leases.release(claim_id)
 
@@ -324,111 +217,6 @@ class ShardDelivery:
         outcome = self.client(claimed.destination).send(batch)
         self._found_down(claimed.destination, outcome)
         return outcome
-
-    # ---------------------------------------------------------------- recording
-
-    def _record(
-        self, claim_id: str, batches: list[ClaimedBatch], outcomes: list[BatchOutcome], empty: list[ClaimedBatch]
-    ) -> None:
-        """Write outcomes on the batch rows still in flight under this claim (a worker whose lease
-        was taken over records nothing). A batch whose messages met different fates (the provider
-        rejected some recipients, or half of a split request gave up) is re-batched: each group
-        becomes a batch of its own, keyed by the request that carried it, and the original row
-        keeps the group its key belongs to or is marked `split`."""
-        now = self.clock()
-        whole: list[tuple[Any, ...]] = []  # batch id, state, dispatch id, last error, sent at
-        splits: list[tuple[ClaimedBatch, list[_Fate]]] = []
-        unsent: list[str] = []
-        ours = [B.state == "in_flight", B.claim_id == claim_id]
-        with self.engine.begin() as conn:
-            # Lock what is still ours: a take-over now waits, and only these are counted and written.
-            held = set(conn.execute(sa.select(B.batch_id).where(*ours).with_for_update()).scalars())
-            for claimed, outcome in zip(batches, outcomes, strict=True):
-                if claimed.batch_id not in held:
-                    continue
-                if outcome.skipped:
-                    unsent.append(claimed.batch_id)
-                    continue
-                self._count(claimed, outcome)
-                fates = _fates(claimed, outcome)
-                if len(fates) == 1 and fates[0].key in (None, claimed.batch_id):
-                    whole.append(self._row(claimed.batch_id, fates[0], now))
-                else:
-                    splits.append((claimed, fates))
-            for claimed in empty:
-                if claimed.batch_id in held:
-                    whole.append((claimed.batch_id, "cancelled", None, "every message was cancelled", None))
-            set_by_key(
-                conn,
-                delivery_batches,
-                "batch_id",
-                whole,
-                ("state", "dispatch_id", "last_error", "sent_at"),
-                fixed={"updated_at": now},
-                where=ours,
-            )
-            for claimed, fates in splits:
-                self._split(conn, claimed, fates, ours, now)
-            if unsent:
-                self.claims.give_back_unsent(conn, claim_id, unsent)
-
-    def _row(self, batch_id: str, fate: _Fate, now: dt.datetime) -> tuple[Any, ...]:
-        sent = fate.state == "sent"
-        if sent:
-            return (batch_id, "sent", fate.detail, None, now)
-        return (batch_id, fate.state, None, fate.detail, None)
-
-    def _split(self, conn: Any, claimed: ClaimedBatch, fates: list[_Fate], ours: list[Any], now: dt.datetime) -> None:
-        ids = [fate.key or request_key(fate.message_ids) for fate in fates]
-        kept = next((f for f, i in zip(fates, ids, strict=True) if i == claimed.batch_id), None)
-        state, dispatch_id, last_error, sent_at = (
-            self._row(claimed.batch_id, kept, now)[1:]
-            if kept
-            else ("split", None, "re-batched: its messages met different fates", None)
-        )
-        marked = conn.execute(
-            delivery_batches.update()
-            .where(B.batch_id == claimed.batch_id, *ours)
-            .values(state=state, dispatch_id=dispatch_id, last_error=last_error, sent_at=sent_at, updated_at=now)
-        ).rowcount
-        if not marked:
-            return  # the claim was taken over meanwhile: the new owner decides
-        rows = []
-        for fate, batch_id in zip(fates, ids, strict=True):
-            if fate is kept:
-                continue
-            state, dispatch_id, last_error, sent_at = self._row(batch_id, fate, now)[1:]
-            rows.append(
-                (
-                    *(batch_id, self.run_date, shard_key(batch_id), claimed.destination, claimed.campaign_id),
-                    *(claimed.variant, claimed.send_at, len(fate.message_ids), state, claimed.attempts),
-                    *(now, now, claimed.content_hash, dispatch_id, last_error, sent_at),
-                )
-            )
-            for start in range(0, len(fate.message_ids), 500):
-                conn.execute(
-                    outbox.update()
-                    .where(outbox.c.message_id.in_(fate.message_ids[start : start + 500]))
-                    .values(batch_id=batch_id, shard_key=shard_key(batch_id), updated_at=now)
-                )
-        bulk_insert(conn, delivery_batches, SPLIT_COLUMNS, rows)
-
-    def _count(self, claimed: ClaimedBatch, outcome: BatchOutcome) -> None:
-        campaign_id = claimed.campaign_id
-        self.report.requests += outcome.requests
-        if outcome.retried:
-            self.report.add(self.report.retried, campaign_id, outcome.retried)
-        if outcome.throttled_s:
-            self.report.throttled_s[campaign_id] = self.report.throttled_s.get(campaign_id, 0.0) + outcome.throttled_s
-        self.report.add(self.report.sent, campaign_id, len(outcome.sent))
-        if outcome.dead:
-            self.report.add(self.report.dead, campaign_id, len(outcome.dead))
-            for error in list(outcome.dead.values())[: max(0, 10 - len(self.report.dead_samples))]:
-                self.report.dead_samples.append(f"{campaign_id}: {error}")
-        self.report.count_unknown(len(outcome.unknown))
-        settled = len(outcome.sent) + len(outcome.dead) + len(outcome.unknown)
-        if len(claimed.messages) > settled:
-            self.report.add(self.report.failed, campaign_id, len(claimed.messages) - settled)
 
     # ---------------------------------------------------------------- recovery
 
@@ -520,7 +308,7 @@ class ShardDelivery:
 
     def _tally(self) -> None:
         """The shard's messages per state after this attempt, and the causes of those not sent."""
-        from campaign_orchestrator.ledger import unsent_causes
+        from campaign_orchestrator.outbox.ledger import unsent_causes
 
         with self.engine.connect() as conn:
             self.report.remaining, self.report.causes = unsent_causes(
@@ -550,9 +338,6 @@ class ShardDelivery:
                 break
             time.sleep(min(1.0, self.settings.lease_s / 4))
         self.report.waited_for_other_workers_s += time.monotonic() - started
-
-
-SPLIT_COLUMNS = (*BATCH_COLUMNS, "dispatch_id", "last_error", "sent_at")
 
 
 def deliver_shard(

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaign_orchestrator.campaign_spec import Campaign
-from campaign_orchestrator.tables import delivery_batches, inapp_messages
-from campaign_orchestrator.warehouse import bulk_insert_ignore
+from campaign_orchestrator.definitions.campaigns import Campaign
+from campaign_orchestrator.warehouse.bulk import bulk_insert_ignore
+from campaign_orchestrator.warehouse.tables import delivery_batches, inapp_messages
 
 if TYPE_CHECKING:
     from campaign_orchestrator.delivery.claims import ClaimedBatch

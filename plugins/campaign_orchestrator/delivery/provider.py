@@ -32,8 +32,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from campaign_orchestrator.batching import request_key
+from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.connections import ProviderEndpoint
+from campaign_orchestrator.errors import CampaignError
+from campaign_orchestrator.outbox.ids import request_key
 
 SEND_PATH = "/campaigns/trigger/send"
 SCHEDULE_PATH = "/campaigns/trigger/schedule/create"
@@ -43,14 +45,18 @@ SCHEDULE_MARGIN = dt.timedelta(minutes=1)  # closer than this to now, a send is 
 DESTINATION_ERRORS = frozenset({401, 403, 404, 405})
 
 
-class RetryableError(Exception):
-    """A transient failure. `ambiguous`: the provider may have accepted the request anyway (read
-    timeout, connection lost after sending, 500/502/504), so only an idempotent resend is safe."""
+class RetryableError(CampaignError):
+    """A transient failure. `status` is the provider's HTTP status, None when no answer came.
+    `ambiguous`: the provider may have accepted the request anyway (read timeout, connection lost
+    after sending, 500/502/504), so only an idempotent resend is safe."""
 
-    def __init__(self, message: str, retry_after: float | None = None, ambiguous: bool = False) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, ambiguous: bool = False, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.ambiguous = ambiguous
+        self.status = status
 
 
 class Message(NamedTuple):  # a tuple: a request carries 50 and a night a million
@@ -145,7 +151,7 @@ class ProviderClient:
         max_attempts: int = 5,
         timeout_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        now: Callable[[], dt.datetime] = utcnow,
         honours_idempotency_key: bool = True,
     ) -> None:
         self.endpoint = endpoint
@@ -251,6 +257,7 @@ class ProviderClient:
                 f"HTTP {response.status_code}",
                 float(retry_after) if retry_after else None,
                 ambiguous=response.status_code not in (429, 503),  # refused before processing
+                status=response.status_code,
             )
         try:
             doc: dict[str, Any] = response.json()
@@ -266,7 +273,7 @@ class ProviderClient:
             wait = max(base, exc.retry_after)
             self._local.throttled = getattr(self._local, "throttled", 0.0) + wait
             return wait
-        if isinstance(exc, RetryableError) and str(exc) == "HTTP 429":
+        if isinstance(exc, RetryableError) and exc.status == 429:
             self._local.throttled = getattr(self._local, "throttled", 0.0) + base
         return base
 

@@ -1,0 +1,32 @@
+"""The `campaigns` command: the night's stages and the marketers' checks, without a scheduler."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
+from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("great_expectations", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Batch campaign orchestrator: import, segment, target, render and deliver campaigns."""
+    setup_logging(verbose)
+
+
+for _command in (run, deliver, import_command, notices, schema, plan, estimate, preview, validate):
+    main.add_command(_command)

@@ -1,0 +1,253 @@
+"""The marketers' definitions in `marketing/`: settings, segments, campaigns and templates.
+
+Loading checks everything that can be checked without data: shapes (pydantic), references
+between definitions, rule syntax and columns. Every problem is reported at once with the file
+and the path inside it, so a marketer fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from campaign_orchestrator.definitions.base import ID_PATTERN, StrictModel
+from campaign_orchestrator.definitions.campaigns import (  # noqa: F401 - re-exported for callers
+    Campaign,
+    CampaignCaps,
+    Channel,
+    InAppOptions,
+    QuietHours,
+    check_zone,
+)
+from campaign_orchestrator.definitions.deep_links import DeepLinkRegistry, load_registry
+from campaign_orchestrator.definitions.settings import Settings
+from campaign_orchestrator.definitions.templates import Template
+from campaign_orchestrator.definitions.yaml_files import (
+    PathKey,
+    YamlDoc,
+    at_line,
+    parse_path,
+    pydantic_problems,
+    read_yaml_doc,
+)
+from campaign_orchestrator.errors import CampaignError, InvalidInput
+
+
+class DefinitionError(CampaignError, InvalidInput, ValueError):
+    """One or more definitions are wrong; `problems` holds 'file: path: reason' lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the definitions:\n" + "\n".join(problems))
+
+
+class Segment(StrictModel):
+    id: str = Field(pattern=ID_PATTERN)
+    description: str | None = None
+    rule: dict[str, Any]
+
+
+class Lifecycle(StrictModel):
+    """Ordered stages: each customer is in the first stage whose segment they belong to, else `otherwise`."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    description: str | None = None
+    stages: list[str] = Field(min_length=1, description="segment ids, first match wins")
+    otherwise: str = Field(default="unassigned", pattern=ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Lifecycle:
+        if len(set(self.stages)) != len(self.stages) or self.otherwise in self.stages:
+            raise ValueError("stages (and otherwise) must be distinct")
+        return self
+
+
+@dataclass(frozen=True)
+class Definitions:
+    settings: Settings
+    segments: dict[str, Segment]
+    campaigns: dict[str, Campaign]
+    templates: dict[str, Template]
+    lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # definition id -> file it came from
+    vocabulary: Any = None  # rules.Vocabulary the segments were checked against
+    deep_links: DeepLinkRegistry | None = None
+    public_messages: list[Any] = field(default_factory=list)  # public_messages.PublicMessage
+
+    def active_campaigns(self, run_date: dt.date) -> list[Campaign]:
+        return sorted((c for c in self.campaigns.values() if c.is_active(run_date)), key=lambda c: c.id)
+
+    def rules(self) -> dict[str, Any]:
+        return {sid: seg.rule for sid, seg in self.segments.items()}
+
+    def lifecycle_specs(self) -> list[Any]:
+        from campaign_orchestrator.definitions.rules import LifecycleSpec
+
+        return [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in self.lifecycles.values()]
+
+
+def _items(path: Path, doc: Any, key: str, problems: list[str]) -> list[tuple[str, Any]]:
+    """A file holds either one definition or a list under `key`; return (path-in-file, item)."""
+    if doc is None:
+        return []
+    if isinstance(doc, dict) and key in doc:
+        items = doc[key]
+        if not isinstance(items, list):
+            problems.append(f"{path}: {key}: must be a list")
+            return []
+        return [(f"{key}[{i}]", item) for i, item in enumerate(items)]
+    return [("", doc)]
+
+
+def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definitions:
+    """Load and cross-check every definition in config_dir; raise DefinitionError listing all problems.
+
+    `vocabulary` (a rules.Vocabulary, from the data contracts) says which attributes, event
+    properties and lists rules may name; segments and lifecycles are added from the files.
+    """
+    import dataclasses
+
+    from campaign_orchestrator.definitions.rules import (
+        LifecycleSpec,
+        RuleError,
+        Vocabulary,
+        check_rule,
+        evaluation_order,
+    )
+
+    root = Path(config_dir)
+    problems: list[str] = []
+    if not root.is_dir():
+        raise DefinitionError([f"{root}: the definitions folder does not exist"])
+
+    settings = Settings()
+    settings_ok = True  # when settings.yaml is wrong, what refers to it is not checked: one error, not twelve
+    settings_path = root / "settings.yaml"
+    if settings_path.exists():
+        before = len(problems)
+        settings_doc = read_yaml_doc(settings_path, problems)
+        try:
+            settings = Settings.model_validate(settings_doc.data if settings_doc else {})
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(settings_path, "", exc, settings_doc))
+        settings_ok = len(problems) == before
+
+    origin: dict[str, str] = {}
+    located: dict[str, tuple[YamlDoc, PathKey]] = {}  # definition -> its file's lines, its path in the file
+
+    def where_in(definition: str, message: str, *path: str | int) -> str:
+        """'file[:item]: message (line N)', N being the line of `path` inside the definition."""
+        doc, prefix = located.get(definition, (None, ()))
+        return at_line(f"{origin[definition]}: {message}", doc, (*prefix, *path))
+
+    def load_kind(folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for path in sorted((root / folder).glob("*.y*ml")):
+            doc = read_yaml_doc(path, problems)
+            if doc is None:
+                continue
+            for where, item in _items(path, doc.data, key, problems):
+                try:
+                    obj = model.model_validate(item)
+                except ValidationError as exc:
+                    problems.extend(pydantic_problems(path, where, exc, doc))
+                    continue
+                obj_id = obj.id  # type: ignore[attr-defined]
+                if obj_id in found:
+                    problems.append(
+                        f"{path}: {where or 'id'}: {key[:-1]} {obj_id!r} is also defined in {origin[f'{key}:{obj_id}']}"
+                    )
+                    continue
+                found[obj_id] = obj
+                origin[f"{key}:{obj_id}"] = f"{path}{':' + where if where else ''}"
+                located[f"{key}:{obj_id}"] = (doc, parse_path(where))
+        return found
+
+    segments: dict[str, Segment] = load_kind("segments", "segments", Segment)
+    campaigns: dict[str, Campaign] = load_kind("campaigns", "campaigns", Campaign)
+    templates: dict[str, Template] = load_kind("templates", "templates", Template)
+
+    lifecycles: dict[str, Lifecycle] = load_kind("lifecycles", "lifecycles", Lifecycle)
+    for lc in lifecycles.values():
+        for i, stage in enumerate(lc.stages):
+            if stage not in segments:
+                problems.append(where_in(f"lifecycles:{lc.id}", f"stages: unknown segment {stage!r}", "stages", i))
+
+    base = vocabulary if vocabulary is not None else Vocabulary(attributes={})
+    vocab = dataclasses.replace(
+        base,
+        segments=frozenset(segments),
+        lifecycles={lc.id: (*lc.stages, lc.otherwise) for lc in lifecycles.values()},
+    )
+    for seg in segments.values():
+        for problem in check_rule(seg.rule, vocab):
+            rule_path = problem.split(": ", 1)[0]
+            problems.append(where_in(f"segments:{seg.id}", f"rule{problem}", *parse_path("rule" + rule_path)))
+
+    try:
+        evaluation_order(
+            {seg.id: seg.rule for seg in segments.values()},
+            [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in lifecycles.values()],
+        )
+    except RuleError as exc:
+        problems.append(f"{root / 'segments'}: {exc}")
+
+    for camp in campaigns.values():
+        key = f"campaigns:{camp.id}"
+        include, exclude = camp.audience
+        for segment_id in (*include, *exclude):
+            if segment_id not in segments:
+                field_name = "segment" if camp.segment else ("include" if segment_id in include else "exclude")
+                problems.append(where_in(key, f"segment: unknown segment {segment_id!r}", field_name))
+        for variant, template_id in camp.variant_templates.items():
+            template = templates.get(template_id)
+            label = "template" if variant == "default" else f"variants.{variant}.template"
+            field_path = ("template",) if variant == "default" else ("variants",)
+            if template is None:
+                problems.append(where_in(key, f"{label}: unknown template {template_id!r}", *field_path))
+            elif template.channel != camp.channel:
+                problems.append(
+                    where_in(
+                        key,
+                        f"{label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}",
+                        *field_path,
+                    )
+                )
+        if not settings_ok:
+            continue  # its destination is judged once settings.yaml reads right
+        dest = settings.destinations.get(camp.destination)
+        if dest is None:
+            problems.append(
+                where_in(key, f"destination: unknown destination {camp.destination!r} (settings.yaml)", "destination")
+            )
+        elif dest.kind == "provider" and not camp.provider_campaign_id:
+            problems.append(
+                where_in(
+                    key, f"provider_campaign_id: required for provider destination {camp.destination!r}", "destination"
+                )
+            )
+        elif dest.kind == "message_store" and camp.channel != "in_app":
+            problems.append(where_in(key, "destination: the message store takes in_app campaigns only", "destination"))
+
+    deep_links = load_registry(root, problems)
+    from campaign_orchestrator.definitions.public_messages import load_public_messages
+
+    public_messages = load_public_messages(root, problems)
+
+    if problems:
+        raise DefinitionError(problems)
+    return Definitions(
+        settings=settings,
+        segments=segments,
+        campaigns=campaigns,
+        templates=templates,
+        lifecycles=lifecycles,
+        sources=origin,
+        vocabulary=vocab,
+        deep_links=deep_links,
+        public_messages=public_messages,
+    )

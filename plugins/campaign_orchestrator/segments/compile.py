@@ -1,0 +1,261 @@
+"""Compiling the rule language to SQL: one function per kind of rule, each a two-valued predicate
+over `customers` (TRUE or FALSE, never NULL) whose values are bound parameters, never SQL text.
+The language itself, and the checks every rule passed before it gets here, are in
+`definitions.rules`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from campaign_orchestrator.definitions.rules import (
+    RELATIVE,
+    RuleError,
+    Vocabulary,
+    anchor,
+    check_rule,
+    parse_duration,
+    parse_moment,
+    parse_operand,
+)
+from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
+from campaign_orchestrator.warehouse.tables import (
+    app_installs,
+    customers,
+    events,
+    lifecycle_membership,
+    list_members,
+    segment_membership,
+)
+
+
+@dataclass(frozen=True)
+class Inline:
+    """For estimates: referenced segments and lifecycles are compiled in place, not read from the
+    memberships of a run, so a segment can be sized before any run has happened."""
+
+    segments: Mapping[str, Any]
+    lifecycles: Mapping[str, tuple[str, ...]]
+    otherwise: Mapping[str, str]
+
+
+def compile_rule(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | None = None) -> ColumnElement[bool]:
+    """The rule as a two-valued predicate over `customers`; values become bound parameters."""
+    problems = check_rule(rule, vocab)
+    if problems:
+        raise RuleError("; ".join(problems))
+    return _compile(rule, vocab, run_date, inline)
+
+
+def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    if "all" in rule:
+        return sa.and_(*(_compile(c, vocab, run_date, inline) for c in rule["all"]))
+    if "any" in rule:
+        return sa.or_(*(_compile(c, vocab, run_date, inline) for c in rule["any"]))
+    if "not" in rule:
+        return sa.not_(_compile(rule["not"], vocab, run_date, inline))
+    cid = customers.c.customer_id
+    if "segment" in rule:
+        if inline is not None:
+            return _compile(inline.segments[rule["segment"]], vocab, run_date, inline)
+        return member_of(
+            sa.select(segment_membership.c.customer_id).where(
+                segment_membership.c.run_date == run_date, segment_membership.c.segment_id == rule["segment"]
+            )
+        )
+    if "attribute" in rule:
+        name = rule["attribute"]
+        op = next(k for k in rule if k != "attribute")
+        return _condition(customers.c[name], op, rule[op], vocab.attributes[name], run_date)
+    if "event" in rule:
+        return _event(rule, vocab, run_date)
+    if "in_list" in rule:
+        return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == rule["in_list"]))
+    if "app" in rule:
+        spec = rule["app"]
+        conds: list[ColumnElement[bool]] = []
+        if "platform" in spec:
+            platforms = spec["platform"] if isinstance(spec["platform"], list) else [spec["platform"]]
+            conds.append(app_installs.c.platform.in_(platforms))
+        if "push_token" in spec:
+            conds.append(
+                app_installs.c.push_token_present == sa.true()
+                if spec["push_token"]
+                else app_installs.c.push_token_present == sa.false()
+            )
+        if "app_id" in spec:
+            conds.append(app_installs.c.app_id == spec["app_id"])
+        return member_of(sa.select(app_installs.c.customer_id).where(*conds))
+    if "bucket" in rule:
+        spec = rule["bucket"]
+        bucket = hash_bucket(cid, f"bucket:{spec['salt']}", int(spec.get("buckets", 100)))
+        op = next(k for k in spec if k not in ("salt", "buckets"))
+        value = spec[op]
+        if op == "lt":
+            return bucket < int(value)
+        if op == "gte":
+            return bucket >= int(value)
+        if op == "between":
+            return bucket.between(int(value[0]), int(value[1]))
+        return bucket.in_([int(v) for v in value])
+    if "stage" in rule:
+        return _stage(rule["stage"], vocab, run_date, inline)
+    raise RuleError(f"cannot compile {sorted(rule)}")
+
+
+def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
+    """The customer is among the customer_ids `query` returns, spelled EXISTS over a derived table.
+
+    Spelled as `IN (subquery)`, a negation becomes NOT IN, which PostgreSQL cannot turn into an
+    anti-join: past work_mem it re-scans the subquery for every customer (hours at a million).
+    EXISTS and NOT EXISTS plan as semi- and anti-joins on every engine.
+    """
+    found = query.subquery()
+    return sa.exists().where(found.c.customer_id == customers.c.customer_id)
+
+
+def _stage(spec: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    op = next(k for k in spec if k != "lifecycle")
+    wanted = spec[op] if isinstance(spec[op], list) else [spec[op]]
+    negate = op in ("not_in", "ne")
+    lifecycle = spec["lifecycle"]
+    if inline is not None:
+        stages = inline.lifecycles[lifecycle]
+        matched = [
+            sa.and_(
+                _compile(inline.segments[s], vocab, run_date, inline),
+                *(sa.not_(_compile(inline.segments[e], vocab, run_date, inline)) for e in stages[:i]),
+            )
+            for i, s in enumerate(stages)
+            if s in wanted
+        ]
+        if inline.otherwise.get(lifecycle) in wanted:
+            matched.append(sa.and_(*(sa.not_(_compile(inline.segments[s], vocab, run_date, inline)) for s in stages)))
+        result = sa.or_(*matched) if matched else sa.false()
+        return sa.not_(result) if negate else result
+    members = sa.select(lifecycle_membership.c.customer_id).where(
+        lifecycle_membership.c.run_date == run_date,
+        lifecycle_membership.c.lifecycle_id == lifecycle,
+        lifecycle_membership.c.stage.in_(wanted),
+    )
+    return sa.not_(member_of(members)) if negate else member_of(members)
+
+
+def _event(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date) -> ColumnElement[bool]:
+    conds: list[ColumnElement[bool]] = [events.c.name == rule["event"]]
+    if "within_last" in rule:
+        conds.append(events.c.ts >= anchor(run_date) - parse_duration(rule["within_last"]))
+    elif "more_than_ago" in rule:
+        conds.append(events.c.ts < anchor(run_date) - parse_duration(rule["more_than_ago"]))
+    elif "between" in rule:
+        low, high = (parse_moment(v, "datetime", run_date) for v in rule["between"])
+        conds.append(events.c.ts.between(low, high))
+    where = rule.get("where", [])
+    for cond in where if isinstance(where, list) else [where]:
+        op = next(k for k in cond if k != "property")
+        prop = cond["property"]
+        conds.append(_condition(events.c[prop], op, cond[op], vocab.event_properties[prop], run_date))
+    per_customer = sa.select(events.c.customer_id).where(*conds).group_by(events.c.customer_id)
+    if "last" in rule:
+        ((side, when),) = rule["last"].items()
+        moment = parse_moment(when, "datetime", run_date)
+        latest = sa.func.max(events.c.ts)
+        return member_of(per_customer.having(latest < moment if side == "before" else latest > moment))
+    if "sum" in rule:
+        spec = rule["sum"]
+        op, value = next((k, v) for k, v in spec.items() if k != "property")
+        total = sa.func.coalesce(sa.func.sum(events.c[spec["property"]]), 0)
+        return _aggregate(per_customer, total, op, value)
+    op, value = next(iter(rule.get("count", {"gte": 1}).items()))
+    if (op == "gte" and value == 1) or (op == "gt" and value == 0):
+        # "performed at least once": a plain semi-join, no grouping needed
+        return member_of(sa.select(events.c.customer_id).where(*conds))
+    return _aggregate(per_customer, sa.func.count(), op, value)
+
+
+def _aggregate(per_customer: sa.Select[Any], measure: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """Customers whose aggregate satisfies op; those with no matching event count as 0."""
+    low, high = value if op == "between" else (value, value)
+    predicate: ColumnElement[bool]
+    if op == "eq":
+        predicate = measure == value
+    elif op == "gte":
+        predicate = measure >= value
+    elif op == "lte":
+        predicate = measure <= value
+    elif op == "gt":
+        predicate = measure > value
+    elif op == "lt":
+        predicate = measure < value
+    else:
+        predicate = sa.and_(measure >= low, measure <= high)
+    # Would a customer without any matching event (aggregate 0) pass?
+    zero_passes = (
+        low <= 0 <= high
+        if op == "between"
+        else bool({"eq": value == 0, "gte": value <= 0, "lte": value >= 0, "gt": value < 0, "lt": value > 0}[op])
+    )
+    if zero_passes:  # customers without the event pass too: exclude those who fail instead
+        return sa.not_(member_of(per_customer.having(sa.not_(predicate))))
+    return member_of(per_customer.having(predicate))
+
+
+def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
+    present = col.is_not(None)
+    if op in RELATIVE:
+        moment = anchor(run_date) - parse_duration(raw)
+        bound: Any = moment.date() if kind == "date" else moment
+        return sa.and_(present, col >= bound) if op == "within_last" else sa.and_(present, col < bound)
+    if op in ("before", "after", "on"):
+        moment = parse_moment(raw, kind, run_date)
+        if op == "before":
+            return sa.and_(present, col < moment)
+        if op == "after":
+            return sa.and_(present, col > moment)
+        day = moment if kind == "date" else moment.date()
+        if kind == "date":
+            return sa.and_(present, col == day)
+        start = dt.datetime.combine(day, dt.time())
+        return sa.and_(present, col >= start, col < start + dt.timedelta(days=1))
+    value = parse_operand(op, raw, kind)
+    if kind in ("date", "datetime") and op not in ("exists", "is_null"):
+        # durations in comparisons count back from the run date, like within_last
+        value = (
+            [parse_moment(v, kind, run_date) for v in raw]
+            if isinstance(raw, list)
+            else parse_moment(raw, kind, run_date)
+        )
+    match op:
+        case "eq":
+            return sa.and_(present, col == value)
+        case "ne":
+            return sa.or_(col.is_(None), col != value)
+        case "gt":
+            return sa.and_(present, col > value)
+        case "gte":
+            return sa.and_(present, col >= value)
+        case "lt":
+            return sa.and_(present, col < value)
+        case "lte":
+            return sa.and_(present, col <= value)
+        case "in":
+            return sa.and_(present, col.in_(value))
+        case "not_in":
+            return sa.or_(col.is_(None), col.not_in(value))
+        case "between":
+            return sa.and_(present, col.between(value[0], value[1]))
+        case "exists":
+            return present
+        case "is_null":
+            return col.is_(None)
+        case "contains":
+            return sa.and_(present, sa.func.lower(col).contains(value.lower(), autoescape=True))
+        case "starts_with":
+            return sa.and_(present, sa.func.lower(col).startswith(value.lower(), autoescape=True))
+    raise RuleError(f"unknown operator {op!r}")

@@ -1,0 +1,83 @@
+"""Connecting to the warehouse and the few things that differ between engines.
+
+Everything else is portable SQLAlchemy Core. The differences kept here: how to bulk load
+(PostgreSQL COPY, one executemany elsewhere), how to insert-if-absent, and the SQLite
+connection setup (WAL, and the deterministic hash function `sqlfuncs` compiles to).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.url import URL, make_url
+
+from campaign_orchestrator.warehouse.tables import metadata
+
+DEFAULT_WAREHOUSE_URL = "sqlite:///warehouse.sqlite"
+
+_DRIVER_DEFAULTS = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
+def hash32(text: str | None) -> int | None:
+    """First 32 bits of md5, the same number PostgreSQL and MariaDB compute from md5() in SQL."""
+    if text is None:
+        return None
+    return int(hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:8], 16)
+
+
+def normalise_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in _DRIVER_DEFAULTS:
+        parsed = parsed.set(drivername=_DRIVER_DEFAULTS[parsed.drivername])
+    return parsed
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with its password hidden, for logs and reports."""
+    return normalise_url(url).render_as_string(hide_password=True)
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    dbapi_connection.create_function("co_hash32", 1, hash32, deterministic=True)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute("PRAGMA cache_size=-200000")
+    cursor.close()
+
+
+def create_warehouse_engine(url: str | URL | None = None) -> Engine:
+    parsed = normalise_url(url or DEFAULT_WAREHOUSE_URL)
+    kwargs: dict[str, Any] = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = sa.create_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+    return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    from campaign_orchestrator.warehouse.views import create_view
+
+    metadata.create_all(engine, checkfirst=True)
+    create_view(engine)
+
+
+def drop_schema(engine: Engine) -> None:
+    from campaign_orchestrator.warehouse.views import drop_view
+
+    drop_view(engine)
+    metadata.drop_all(engine, checkfirst=True)
+
+
+def dialect_name(bind: Engine | Connection) -> str:
+    return bind.dialect.name
