@@ -13,17 +13,21 @@ Re-running a date, or clearing any task, never sends a message twice: the outbox
 A broken data contract fails its `ingest.validate_source` task without retries; nothing is
 published and nothing downstream runs.
 
-Connections: `campaigns_warehouse` (optional; else `CAMPAIGNS_WAREHOUSE_URL`, else SQLite) and
-the provider connection named in `marketing/settings.yaml` (default `campaigns_provider`).
-Param `run_date` (YYYY-MM-DD) overrides the logical date, to replay a night.
+Connections: `campaigns_warehouse` (if Airflow has none, `CAMPAIGNS_WAREHOUSE_URL`; a connection
+Airflow cannot read fails the task, never falls back) and the provider connection named in
+`marketing/settings.yaml` (default `campaigns_provider`). An input that retrying cannot fix (a
+definition, a data contract, a connection's settings) fails its task at once; anything else is
+retried.
+Param `run_date` (YYYY-MM-DD) overrides the logical date, to replay a _night().
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import Param, dag, task, task_group
 
@@ -41,7 +45,7 @@ default_args: dict[str, Any] = {
 
 def _run(context: dict[str, Any]) -> Any:
     """The engine's run handle for this DAG run; built inside tasks, never at parse time."""
-    from campaign_orchestrator.run.context import Run, RunConfig
+    from campaign_orchestrator.run import Run, RunConfig
     from campaign_orchestrator_airflow.hooks import source_url, warehouse_url
 
     override = (context.get("params") or {}).get("run_date")
@@ -50,25 +54,37 @@ def _run(context: dict[str, Any]) -> Any:
     else:
         moment = context.get("logical_date") or context["dag_run"].run_after
         run_date = moment.date()
-    env = os.environ
-    config = RunConfig(
-        run_date=run_date,
-        run_id=str(context["run_id"]),
-        warehouse_url=warehouse_url(),
-        config_dir=Path(env.get("CAMPAIGNS_CONFIG_DIR", PROJECT / "marketing")),
-        contracts_dir=Path(env.get("CAMPAIGNS_CONTRACTS_DIR", PROJECT / "data_contracts")),
-        sources_dir=Path(env.get("CAMPAIGNS_SOURCES_DIR", PROJECT / "data" / "incoming")),
-        reports_dir=Path(env.get("CAMPAIGNS_REPORTS_DIR", PROJECT / "reports")),
-        archive_dir=Path(env.get("CAMPAIGNS_ARCHIVE_DIR", PROJECT / "archive")),
+    config = RunConfig.from_env(
+        run_date, PROJECT, os.environ, run_id=str(context["run_id"]), warehouse_url=warehouse_url()
     )
     return Run(config, url_resolver=source_url)
 
 
-def _fail_fast(exc: Exception) -> None:
+def _fail_fast(exc: BaseException) -> NoReturn:
     """Broken inputs or definitions will not heal by retrying: fail the task now, with the message."""
     from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(str(exc)) from exc
+
+
+T = TypeVar("T")
+
+
+def _night() -> Any:
+    """The engine's stages, imported when a task runs: the DAG file is parsed often, and cheaply."""
+    import campaign_orchestrator.run as night
+
+    return night
+
+
+def _engine(call: Callable[[], T]) -> T:
+    """Run an engine call; an error carrying the InvalidInput marker fails the task without retries."""
+    from campaign_orchestrator.errors import InvalidInput
+
+    try:
+        return call()
+    except InvalidInput as exc:
+        _fail_fast(exc)
 
 
 @dag(
@@ -85,105 +101,78 @@ def _fail_fast(exc: Exception) -> None:
 def nightly_campaigns() -> None:
     @task
     def validate_definitions(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.definitions.loader import DefinitionError
-        from campaign_orchestrator.render.compiled import RenderError
-        from campaign_orchestrator.run.stages import validate_definitions as validate
-
-        try:
-            return validate(_run(context))
-        except (DefinitionError, RenderError) as exc:
-            _fail_fast(exc)
-            raise
+        """Check every definition and lint tonight's templates before any data moves."""
+        return _engine(lambda: _night().validate_definitions(_run(context)))
 
     @task_group
     def ingest() -> None:
         @task
         def list_sources(**context: Any) -> list[str]:
-            from campaign_orchestrator.run.stages import source_names
-
-            return source_names(_run(context))
+            """The night's inputs (sources and static lists), one mapped task each."""
+            return _engine(lambda: _night().source_names(_run(context)))
 
         @task(map_index_template="{{ source }}")
         def validate_source(source: str, **context: Any) -> dict[str, Any]:
-            from campaign_orchestrator.ingest.contracts import ContractError
-            from campaign_orchestrator.run.stages import validate_source_stage
-
-            try:
-                return validate_source_stage(_run(context), source)
-            except ContractError as exc:
-                _fail_fast(exc)
-                raise
+            """Check one source against its data contract and stage it; nothing live changes."""
+            return _engine(lambda: _night().validate_source_stage(_run(context), source))
 
         @task
         def publish(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-            from campaign_orchestrator.run.stages import publish_stage
-
-            return publish_stage(_run(context), list(staged))
+            """Load every staged source into the live tables in one transaction."""
+            return _engine(lambda: _night().publish_stage(_run(context), list(staged)))
 
         publish(validate_source.expand(source=list_sources()))
 
     @task
     def compute_segments(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.run.stages import segments_stage
-
-        return segments_stage(_run(context))
+        """Segment memberships and lifecycle stages for the run date, in the warehouse."""
+        return _engine(lambda: _night().segments_stage(_run(context)))
 
     @task
     def build_target_lists(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.run.stages import targets_stage
-
-        return targets_stage(_run(context))
+        """Each active campaign's target list under its controls, with a reason for everyone left out."""
+        return _engine(lambda: _night().targets_stage(_run(context)))
 
     @task
     def render_messages(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.run.stages import render_stage
-
-        return render_stage(_run(context))
+        """Render the target lists into the outbox in delivery batches; hold failing campaigns."""
+        return _engine(lambda: _night().render_stage(_run(context)))
 
     @task
     def publish_notices(**context: Any) -> dict[str, Any]:
-        from campaign_orchestrator.run.stages import notices_stage
-
-        return notices_stage(_run(context))
+        """Publish the public in-app notices (outages, forced updates) to the message store."""
+        return _engine(lambda: _night().notices_stage(_run(context)))
 
     @task
     def plan_delivery_shards(**context: Any) -> list[int]:
-        from campaign_orchestrator.run.context import delivery_shards
+        """The outbox shards, one mapped deliver task each."""
+        return _engine(lambda: _night().delivery_shards(_run(context)))
 
-        return delivery_shards(_run(context))
-
-    @task(max_active_tis_per_dagrun=16)
+    @task(max_active_tis_per_dagrun=16, map_index_template="shard {{ shard }}")
     def deliver(shard: int, **context: Any) -> dict[str, Any]:
-        """Fails while messages stay pending or failed (DeliveryIncomplete), so Airflow retries it;
-        a connection that cannot make a request fails at once, having claimed nothing."""
-        from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
-        from campaign_orchestrator.run.stages import deliver_stage
+        """Deliver one outbox shard exactly once; fails (and is retried) while messages stay pending or
+        failed; a connection that cannot make a request fails at once, having claimed nothing."""
         from campaign_orchestrator_airflow.hooks import provider_endpoint
 
-        try:
-            return deliver_stage(_run(context), shard, provider_endpoint)
-        except DestinationConfigError as exc:
-            _fail_fast(exc)
-            raise
+        return _engine(lambda: _night().deliver_stage(_run(context), shard, provider_endpoint))
 
     @task(trigger_rule="all_done")  # a failed night gets its report too
     def write_report(**context: Any) -> str:
+        """Write the run report, even after a failure; then fail while the night is incomplete."""
         import json
 
-        from campaign_orchestrator.reporting.report import summary_table
-        from campaign_orchestrator.run.stages import report_stage
-        from campaign_orchestrator.run.status import held_campaigns, unfinished_stages
+        from campaign_orchestrator.errors import NightIncomplete
+        from campaign_orchestrator.reporting import summary_table
 
+        night = _night()
         run = _run(context)
-        path = report_stage(run)
+        path = night.report_stage(run)
         print(summary_table(json.loads(path.read_text(encoding="utf-8"))))
         print(f"run report: {path}")
-        missing = unfinished_stages(run)
-        if missing:  # the report is written; the night still shows as failed
-            _fail_fast(RuntimeError(f"the night did not complete: {missing}; see {path}"))
-        held = held_campaigns(run)
-        if held:  # delivered what was good; the held campaigns need a fixed template and a re-run
-            _fail_fast(RuntimeError(f"campaigns held, too many render failures: {held}; see render_errors, {path}"))
+        try:
+            night.finish_night(run, path)  # the one end-of-night rule, as `campaigns run` applies it
+        except NightIncomplete as exc:  # the report is written; the night still shows as failed
+            _fail_fast(exc)
         return str(path)
 
     shards = plan_delivery_shards()

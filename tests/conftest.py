@@ -33,6 +33,15 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="co-airflow-home-"
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server that must be unreachable)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 

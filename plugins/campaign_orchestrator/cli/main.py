@@ -9,6 +9,7 @@ import click
 
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
+from campaign_orchestrator.errors import CampaignError
 
 
 def setup_logging(verbose: bool) -> None:
@@ -21,7 +22,17 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class EngineGroup(click.Group):
+    """Any error the engine raises on purpose is one clear message and exit 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CampaignError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """Batch campaign orchestrator: import, segment, target, render and deliver campaigns."""

@@ -77,6 +77,13 @@ archive_option = click.option(
 
 
 def run_config(run_date: dt.date, **kwargs: Any) -> Any:
+    """The run's config from the options; says on stderr which warehouse it uses (the default, a
+    file in the current folder, is easy to use by mistake)."""
     from campaign_orchestrator.run.context import RunConfig
+    from campaign_orchestrator.warehouse.engine import redacted
 
-    return RunConfig(run_date=run_date, **{k: v for k, v in kwargs.items() if v is not None})
+    config = RunConfig(run_date=run_date, **{k: v for k, v in kwargs.items() if v is not None})
+    default = " (the default: --warehouse or CAMPAIGNS_WAREHOUSE_URL to choose another)"
+    note = default if config.warehouse_url == DEFAULT_WAREHOUSE_URL else ""
+    click.echo(f"warehouse: {redacted(config.warehouse_url)}{note}", err=True)
+    return config

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,6 +43,26 @@ class RunConfig:
     reports_dir: Path = Path("reports")
     archive_dir: Path = Path("archive")
     run_id: str = field(default_factory=lambda: f"cli__{utcnow():%Y%m%dT%H%M%S%f}")
+
+    @classmethod
+    def from_env(
+        cls, run_date: dt.date, project: Path, environ: Mapping[str, str], **given: Any
+    ) -> RunConfig:
+        """The one mapping from the environment: `CAMPAIGNS_<FOLDER>_DIR` for each folder, else the
+        project's own; values in `given` (command-line options, the DAG's run id) win."""
+        folders = {
+            "config_dir": ("CAMPAIGNS_CONFIG_DIR", "marketing"),
+            "contracts_dir": ("CAMPAIGNS_CONTRACTS_DIR", "data_contracts"),
+            "sources_dir": ("CAMPAIGNS_SOURCES_DIR", "data/incoming"),
+            "reports_dir": ("CAMPAIGNS_REPORTS_DIR", "reports"),
+            "archive_dir": ("CAMPAIGNS_ARCHIVE_DIR", "archive"),
+        }
+        values: dict[str, Any] = {
+            name: Path(environ.get(var) or project / default) for name, (var, default) in folders.items()
+        }
+        values["warehouse_url"] = environ.get("CAMPAIGNS_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(run_date=run_date, **values)
 
 
 class Run:

@@ -15,11 +15,27 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import URL, make_url
 
+from campaign_orchestrator.errors import CampaignError, InvalidInput
 from campaign_orchestrator.warehouse.tables import metadata
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///warehouse.sqlite"
 
-_DRIVER_DEFAULTS = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+# Bare schemes get the driver the project installs; `postgres://` is how docker-compose and Heroku
+# spell PostgreSQL.
+_DRIVER_DEFAULTS = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+}
+
+
+class WarehouseUrlInvalid(CampaignError, InvalidInput, ValueError):
+    """The warehouse URL cannot be parsed, or names an engine this installation has no driver for."""
+
+
+class WarehouseUnavailable(CampaignError):
+    """The warehouse could not be reached (down, wrong host or port, refused credentials)."""
 
 
 def hash32(text: str | None) -> int | None:
@@ -30,7 +46,12 @@ def hash32(text: str | None) -> int | None:
 
 
 def normalise_url(url: str | URL) -> URL:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise WarehouseUrlInvalid(
+            "the warehouse URL cannot be parsed; write it as sqlite:///FILE or postgresql://USER@HOST/DB"
+        ) from None
     if parsed.drivername in _DRIVER_DEFAULTS:
         parsed = parsed.set(drivername=_DRIVER_DEFAULTS[parsed.drivername])
     return parsed
@@ -59,7 +80,13 @@ def create_warehouse_engine(url: str | URL | None = None) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = sa.create_engine(parsed, **kwargs)
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (sa.exc.NoSuchModuleError, sa.exc.ArgumentError, ImportError) as exc:
+        raise WarehouseUrlInvalid(
+            f"warehouse {redacted(parsed)}: no engine {parsed.drivername!r} here ({type(exc).__name__}); "
+            "use sqlite:///FILE, postgresql://... or mysql://..."
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _on_sqlite_connect)
     return engine
@@ -68,7 +95,11 @@ def create_warehouse_engine(url: str | URL | None = None) -> Engine:
 def ensure_schema(engine: Engine) -> None:
     from campaign_orchestrator.warehouse.views import create_view
 
-    metadata.create_all(engine, checkfirst=True)
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+        raise WarehouseUnavailable(f"cannot reach the warehouse {redacted(engine.url)}: {reason}") from None
     create_view(engine)
 
 

@@ -63,3 +63,33 @@ def test_a_broken_source_is_a_clear_error_not_a_traceback(repo, tmp_path, monkey
     assert result.exit_code == 1
     assert "source 'customers'" in result.output and "file_not_empty" in result.output
     assert "Traceback" not in result.output
+
+
+def _plan(repo, monkeypatch, *warehouse: str):
+    monkeypatch.chdir(repo)
+    return CliRunner().invoke(main, ["plan", "--date", DAY.isoformat(), *warehouse])
+
+
+def test_a_warehouse_with_an_unknown_scheme_is_one_clear_line(repo, monkeypatch):
+    result = _plan(repo, monkeypatch, "--warehouse", "snowflak://acct/db")
+    assert result.exit_code == 1 and result.exception is not None and isinstance(result.exception, SystemExit)
+    assert "Error: warehouse snowflak://acct/db: no engine 'snowflak' here" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_warehouse_that_cannot_be_reached_is_one_clear_line_without_its_password(repo, monkeypatch):
+    from tests.conftest import free_port
+
+    url = f"postgres://night:s3cret@127.0.0.1:{free_port()}/warehouse"  # docker-compose's spelling
+    result = _plan(repo, monkeypatch, "--warehouse", url)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: cannot reach the warehouse postgresql+psycopg://night:***@127.0.0.1" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_the_cli_says_which_warehouse_it_uses_and_when_it_is_the_default(repo, tmp_path, monkeypatch):
+    monkeypatch.delenv("CAMPAIGNS_WAREHOUSE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    folders = ["--config", str(repo / "marketing"), "--contracts", str(repo / "data_contracts")]
+    result = CliRunner().invoke(main, ["estimate", "everyone", "--date", DAY.isoformat(), *folders])
+    assert "warehouse: sqlite:///warehouse.sqlite (the default" in result.output, result.output
