@@ -117,7 +117,7 @@ def nightly_campaigns() -> None:
             return _engine(lambda: _night().validate_source_stage(_run(context), source))
 
         @task
-        def publish(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        def publish(staged: Any, **context: Any) -> dict[str, Any]:  # the mapped results (an XComArg at parse)
             """Load every staged source into the live tables in one transaction."""
             return _engine(lambda: _night().publish_stage(_run(context), list(staged)))
 

@@ -14,7 +14,8 @@ from campaign_orchestrator.definitions.base import ID_PATTERN
 from campaign_orchestrator.definitions.campaigns import Campaign
 from campaign_orchestrator.definitions.deep_links import RegistryFile
 from campaign_orchestrator.definitions.loader import Lifecycle
-from campaign_orchestrator.definitions.rules import COUNT_OPS, OPERATORS, PLATFORMS
+from campaign_orchestrator.definitions.rule_values import COUNT_OPS, OPERATORS
+from campaign_orchestrator.definitions.rules import PLATFORMS
 from campaign_orchestrator.definitions.settings import Settings
 from campaign_orchestrator.definitions.templates import EmailContent, InAppContent, PushContent, Template
 

@@ -109,145 +109,153 @@ def load_definitions(config_dir: str | Path, vocabulary: Any = None) -> Definiti
     `vocabulary` (a rules.Vocabulary, from the data contracts) says which attributes, event
     properties and lists rules may name; segments and lifecycles are added from the files.
     """
-    import dataclasses
-
-    from campaign_orchestrator.definitions.rules import (
-        LifecycleSpec,
-        RuleError,
-        Vocabulary,
-        check_rule,
-        evaluation_order,
-    )
-
     root = Path(config_dir)
-    problems: list[str] = []
     if not root.is_dir():
         raise DefinitionError([f"{root}: the definitions folder does not exist"])
+    return _Loader(root).load(vocabulary)
 
-    settings = Settings()
-    settings_ok = True  # when settings.yaml is wrong, what refers to it is not checked: one error, not twelve
-    settings_path = root / "settings.yaml"
-    if settings_path.exists():
-        before = len(problems)
-        settings_doc = read_yaml_doc(settings_path, problems)
-        try:
-            settings = Settings.model_validate(settings_doc.data if settings_doc else {})
-        except ValidationError as exc:
-            problems.extend(pydantic_problems(settings_path, "", exc, settings_doc))
-        settings_ok = len(problems) == before
 
-    origin: dict[str, str] = {}
-    located: dict[str, tuple[YamlDoc, PathKey]] = {}  # definition -> its file's lines, its path in the file
+class _Loader:
+    """One pass over a definitions folder: every problem is collected with its file and line."""
 
-    def where_in(definition: str, message: str, *path: str | int) -> str:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[str] = []
+        self.origin: dict[str, str] = {}  # definition -> 'file[:item]'
+        self.located: dict[str, tuple[YamlDoc, PathKey]] = {}  # definition -> its file's lines, its path
+
+    def load(self, vocabulary: Any) -> Definitions:
+        from campaign_orchestrator.definitions.public_messages import load_public_messages
+
+        settings, settings_ok = self.settings()
+        segments: dict[str, Segment] = self.kind("segments", "segments", Segment)
+        campaigns: dict[str, Campaign] = self.kind("campaigns", "campaigns", Campaign)
+        templates: dict[str, Template] = self.kind("templates", "templates", Template)
+        lifecycles: dict[str, Lifecycle] = self.kind("lifecycles", "lifecycles", Lifecycle)
+        vocab = self.check_segments(segments, lifecycles, vocabulary)
+        for camp in campaigns.values():
+            self.check_campaign(camp, segments, templates)
+            if settings_ok:  # else its destination is judged once settings.yaml reads right: one error, not twelve
+                self.check_destination(camp, settings)
+        deep_links = load_registry(self.root, self.problems)
+        public_messages = load_public_messages(self.root, self.problems)
+        if self.problems:
+            raise DefinitionError(self.problems)
+        return Definitions(
+            settings=settings,
+            segments=segments,
+            campaigns=campaigns,
+            templates=templates,
+            lifecycles=lifecycles,
+            sources=self.origin,
+            vocabulary=vocab,
+            deep_links=deep_links,
+            public_messages=public_messages,
+        )
+
+    def where_in(self, definition: str, message: str, *path: str | int) -> str:
         """'file[:item]: message (line N)', N being the line of `path` inside the definition."""
-        doc, prefix = located.get(definition, (None, ()))
-        return at_line(f"{origin[definition]}: {message}", doc, (*prefix, *path))
+        doc, prefix = self.located.get(definition, (None, ()))
+        return at_line(f"{self.origin[definition]}: {message}", doc, (*prefix, *path))
 
-    def load_kind(folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
+    def settings(self) -> tuple[Settings, bool]:
+        """The settings, and whether settings.yaml read without a problem."""
+        path = self.root / "settings.yaml"
+        if not path.exists():
+            return Settings(), True
+        before = len(self.problems)
+        doc = read_yaml_doc(path, self.problems)
+        try:
+            settings = Settings.model_validate(doc.data if doc else {})
+        except ValidationError as exc:
+            self.problems.extend(pydantic_problems(path, "", exc, doc))
+            settings = Settings()
+        return settings, len(self.problems) == before
+
+    def kind(self, folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for path in sorted((root / folder).glob("*.y*ml")):
-            doc = read_yaml_doc(path, problems)
+        for path in sorted((self.root / folder).glob("*.y*ml")):
+            doc = read_yaml_doc(path, self.problems)
             if doc is None:
                 continue
-            for where, item in _items(path, doc.data, key, problems):
+            for where, item in _items(path, doc.data, key, self.problems):
                 try:
                     obj = model.model_validate(item)
                 except ValidationError as exc:
-                    problems.extend(pydantic_problems(path, where, exc, doc))
+                    self.problems.extend(pydantic_problems(path, where, exc, doc))
                     continue
-                obj_id = obj.id  # type: ignore[attr-defined]
-                if obj_id in found:
-                    problems.append(
-                        f"{path}: {where or 'id'}: {key[:-1]} {obj_id!r} is also defined in {origin[f'{key}:{obj_id}']}"
+                name = f"{key}:{obj.id}"  # type: ignore[attr-defined]
+                if name in self.origin:
+                    self.problems.append(
+                        f"{path}: {where or 'id'}: {key[:-1]} {obj.id!r} is also defined in {self.origin[name]}"  # type: ignore[attr-defined]
                     )
                     continue
-                found[obj_id] = obj
-                origin[f"{key}:{obj_id}"] = f"{path}{':' + where if where else ''}"
-                located[f"{key}:{obj_id}"] = (doc, parse_path(where))
+                found[obj.id] = obj  # type: ignore[attr-defined]
+                self.origin[name] = f"{path}{':' + where if where else ''}"
+                self.located[name] = (doc, parse_path(where))
         return found
 
-    segments: dict[str, Segment] = load_kind("segments", "segments", Segment)
-    campaigns: dict[str, Campaign] = load_kind("campaigns", "campaigns", Campaign)
-    templates: dict[str, Template] = load_kind("templates", "templates", Template)
+    def check_segments(self, segments: dict[str, Segment], lifecycles: dict[str, Lifecycle], vocabulary: Any) -> Any:
+        """Lifecycle stages name segments, rules check against the vocabulary, no cycles; the vocabulary
+        with the folder's segments and lifecycles added."""
+        import dataclasses
 
-    lifecycles: dict[str, Lifecycle] = load_kind("lifecycles", "lifecycles", Lifecycle)
-    for lc in lifecycles.values():
-        for i, stage in enumerate(lc.stages):
-            if stage not in segments:
-                problems.append(where_in(f"lifecycles:{lc.id}", f"stages: unknown segment {stage!r}", "stages", i))
+        from campaign_orchestrator.definitions.rule_values import RuleError
+        from campaign_orchestrator.definitions.rules import LifecycleSpec, Vocabulary, check_rule, evaluation_order
 
-    base = vocabulary if vocabulary is not None else Vocabulary(attributes={})
-    vocab = dataclasses.replace(
-        base,
-        segments=frozenset(segments),
-        lifecycles={lc.id: (*lc.stages, lc.otherwise) for lc in lifecycles.values()},
-    )
-    for seg in segments.values():
-        for problem in check_rule(seg.rule, vocab):
-            rule_path = problem.split(": ", 1)[0]
-            problems.append(where_in(f"segments:{seg.id}", f"rule{problem}", *parse_path("rule" + rule_path)))
-
-    try:
-        evaluation_order(
-            {seg.id: seg.rule for seg in segments.values()},
-            [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in lifecycles.values()],
+        for lc in lifecycles.values():
+            for i, stage in enumerate(lc.stages):
+                if stage not in segments:
+                    self.problems.append(
+                        self.where_in(f"lifecycles:{lc.id}", f"stages: unknown segment {stage!r}", "stages", i)
+                    )
+        base = vocabulary if vocabulary is not None else Vocabulary(attributes={})
+        vocab = dataclasses.replace(
+            base,
+            segments=frozenset(segments),
+            lifecycles={lc.id: (*lc.stages, lc.otherwise) for lc in lifecycles.values()},
         )
-    except RuleError as exc:
-        problems.append(f"{root / 'segments'}: {exc}")
+        for seg in segments.values():
+            for problem in check_rule(seg.rule, vocab):
+                rule_path = problem.split(": ", 1)[0]
+                self.problems.append(
+                    self.where_in(f"segments:{seg.id}", f"rule{problem}", *parse_path("rule" + rule_path))
+                )
+        try:
+            evaluation_order(
+                {seg.id: seg.rule for seg in segments.values()},
+                [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in lifecycles.values()],
+            )
+        except RuleError as exc:
+            self.problems.append(f"{self.root / 'segments'}: {exc}")
+        return vocab
 
-    for camp in campaigns.values():
+    def check_campaign(self, camp: Campaign, segments: dict[str, Segment], templates: dict[str, Template]) -> None:
         key = f"campaigns:{camp.id}"
         include, exclude = camp.audience
         for segment_id in (*include, *exclude):
             if segment_id not in segments:
                 field_name = "segment" if camp.segment else ("include" if segment_id in include else "exclude")
-                problems.append(where_in(key, f"segment: unknown segment {segment_id!r}", field_name))
+                self.problems.append(self.where_in(key, f"segment: unknown segment {segment_id!r}", field_name))
         for variant, template_id in camp.variant_templates.items():
             template = templates.get(template_id)
             label = "template" if variant == "default" else f"variants.{variant}.template"
             field_path = ("template",) if variant == "default" else ("variants",)
             if template is None:
-                problems.append(where_in(key, f"{label}: unknown template {template_id!r}", *field_path))
+                self.problems.append(self.where_in(key, f"{label}: unknown template {template_id!r}", *field_path))
             elif template.channel != camp.channel:
-                problems.append(
-                    where_in(
-                        key,
-                        f"{label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}",
-                        *field_path,
-                    )
-                )
-        if not settings_ok:
-            continue  # its destination is judged once settings.yaml reads right
+                message = f"{label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}"
+                self.problems.append(self.where_in(key, message, *field_path))
+
+    def check_destination(self, camp: Campaign, settings: Settings) -> None:
+        key = f"campaigns:{camp.id}"
         dest = settings.destinations.get(camp.destination)
         if dest is None:
-            problems.append(
-                where_in(key, f"destination: unknown destination {camp.destination!r} (settings.yaml)", "destination")
-            )
+            message = f"destination: unknown destination {camp.destination!r} (settings.yaml)"
         elif dest.kind == "provider" and not camp.provider_campaign_id:
-            problems.append(
-                where_in(
-                    key, f"provider_campaign_id: required for provider destination {camp.destination!r}", "destination"
-                )
-            )
+            message = f"provider_campaign_id: required for provider destination {camp.destination!r}"
         elif dest.kind == "message_store" and camp.channel != "in_app":
-            problems.append(where_in(key, "destination: the message store takes in_app campaigns only", "destination"))
-
-    deep_links = load_registry(root, problems)
-    from campaign_orchestrator.definitions.public_messages import load_public_messages
-
-    public_messages = load_public_messages(root, problems)
-
-    if problems:
-        raise DefinitionError(problems)
-    return Definitions(
-        settings=settings,
-        segments=segments,
-        campaigns=campaigns,
-        templates=templates,
-        lifecycles=lifecycles,
-        sources=origin,
-        vocabulary=vocab,
-        deep_links=deep_links,
-        public_messages=public_messages,
-    )
+            message = "destination: the message store takes in_app campaigns only"
+        else:
+            return
+        self.problems.append(self.where_in(key, message, "destination"))

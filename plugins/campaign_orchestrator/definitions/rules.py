@@ -24,33 +24,22 @@ a marketer expects: a customer without a tier is "not gold".
 
 from __future__ import annotations
 
-import datetime as dt
 import graphlib
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from campaign_orchestrator.definitions.base import ID_RE
-from campaign_orchestrator.errors import CampaignError, InvalidInput
+from campaign_orchestrator.definitions.rule_values import (
+    COUNT_OPS,
+    OPERATORS,
+    RuleError,
+    parse_moment,
+    parse_operand,
+    parse_value,
+)
 
-COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
-RELATIVE = ("within_last", "more_than_ago")
-DATE_OPS = ("before", "after", "on", *RELATIVE)
-OPERATORS = (*COMPARISONS, "in", "not_in", "between", "exists", "is_null", "contains", "starts_with", *DATE_OPS)
-COUNT_OPS = ("eq", "gte", "lte", "gt", "lt", "between")
-TEXT_OPERATORS = {"contains", "starts_with"}
-ORDERED_TYPES = {"int", "float", "date", "datetime", "string"}
 PLATFORMS = ("ios", "android", "web")
-NODE_KEYS = ("all", "any", "not", "segment", "attribute", "event", "in_list", "app", "bucket", "stage")
-MAX_TEXT = 1000  # longer values are refused: no marketer means a 1 MB string
-_DURATION = re.compile(r"^(\d{1,5})([hdw])$")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-class RuleError(CampaignError, InvalidInput, ValueError):
-    """A segment rule that cannot be compiled; the message names the path inside the rule."""
 
 
 @dataclass(frozen=True)
@@ -66,96 +55,6 @@ class Vocabulary:
 
 
 # ---------------------------------------------------------------- values
-
-
-def parse_duration(value: Any) -> dt.timedelta:
-    """'30d', '12h', '2w' (any whole number) as a timedelta."""
-    match = _DURATION.match(str(value).strip().lower())
-    if not match:
-        raise RuleError(f"expected a duration such as 30d, 12h or 2w, got {value!r}")
-    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def anchor(run_date: dt.date) -> dt.datetime:
-    """Relative dates count back from the start of the run date (UTC): re-runs give the same members."""
-    return dt.datetime.combine(run_date, dt.time())
-
-
-def parse_value(value: Any, kind: str) -> Any:
-    if value is None:
-        raise RuleError("a value is required (use is_null to test for missing values)")
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise RuleError(f"expected true or false, got {value!r}")
-        return value
-    if kind in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RuleError(f"expected a number, got {value!r}")
-        return value
-    if kind in ("date", "datetime"):
-        return parse_moment(value, kind, None)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise RuleError(f"expected text, got {value!r}")
-    text = str(value)
-    if len(text) > MAX_TEXT:
-        raise RuleError(f"text longer than {MAX_TEXT} characters")
-    if _CONTROL.search(text):
-        # NUL ends strings in some engines (SQLite's LIKE), others refuse it: no engine agrees.
-        raise RuleError("text with control characters (NUL, line breaks, ...) is not accepted")
-    return text
-
-
-def parse_moment(value: Any, kind: str, run_date: dt.date | None) -> Any:
-    """An absolute date/time, or a duration counted back from the run date (needs run_date)."""
-    if isinstance(value, str) and _DURATION.match(value.strip().lower()):
-        if run_date is None:
-            return parse_duration(value)  # checked now, resolved at compile time
-        moment = anchor(run_date) - parse_duration(value)
-        return moment.date() if kind == "date" else moment
-    if isinstance(value, dt.datetime):
-        return value.date() if kind == "date" else value.replace(tzinfo=None)
-    if isinstance(value, dt.date):
-        return value if kind == "date" else dt.datetime.combine(value, dt.time())
-    try:
-        parsed = dt.datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise RuleError(f"expected a date (YYYY-MM-DD), a date-time or a duration like 30d, got {value!r}") from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed.date() if kind == "date" else parsed
-
-
-def parse_operand(op: str, operand: Any, kind: str) -> Any:
-    if op in ("exists", "is_null"):
-        if operand is not True:
-            raise RuleError(f"write '{op}: true'")
-        return True
-    if op in ("in", "not_in"):
-        if not isinstance(operand, list) or not operand:
-            raise RuleError("expected a non-empty list")
-        if len(operand) > 10_000:
-            raise RuleError("more than 10,000 values: use a static list instead")
-        return [parse_value(v, kind) for v in operand]
-    if op == "between":
-        if not isinstance(operand, list) or len(operand) != 2:
-            raise RuleError("expected [low, high]")
-        low, high = (parse_value(v, kind) for v in operand)
-        if type(low) is type(high) and not isinstance(low, dt.timedelta) and low > high:
-            raise RuleError("low is greater than high")
-        return [low, high]
-    if op in DATE_OPS:
-        if kind not in ("date", "datetime"):
-            raise RuleError(f"{op} works on date attributes, this one is {kind}")
-        return parse_duration(operand) if op in RELATIVE else parse_moment(operand, kind, None)
-    if op in TEXT_OPERATORS:
-        if kind != "string":
-            raise RuleError(f"{op} works on text attributes, this one is {kind}")
-        if not isinstance(operand, str) or not operand:
-            raise RuleError("expected non-empty text")
-        return parse_value(operand, kind)
-    if op in ("gt", "gte", "lt", "lte") and kind not in ORDERED_TYPES:
-        raise RuleError(f"{op} does not apply to {kind} attributes")
-    return parse_value(operand, kind)
 
 
 # ---------------------------------------------------------------- checking
@@ -174,9 +73,13 @@ def _single(node: dict[str, Any], key: str, path: str, out: list[str], allowed: 
         out.append(f"{path}: '{key}' does not take {sorted(extra)}")
 
 
+MAX_DEPTH = 20  # all/any/not levels in one rule
+
+
 def _check(node: Any, path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
-    if depth > 20:
-        out.append(f"{path}: nested more than 20 levels deep")
+    """Check one node: the shape every node shares here, its kind's own rules in CHECKERS."""
+    if depth > MAX_DEPTH:
+        out.append(f"{path}: nested more than {MAX_DEPTH} levels deep")
         return
     if not isinstance(node, dict) or not node:
         out.append(f"{path}: a rule is a mapping with one of {list(NODE_KEYS)}")
@@ -187,43 +90,41 @@ def _check(node: Any, path: str, vocab: Vocabulary, out: list[str], depth: int) 
         out.append(f"{path}: expected exactly one of {list(NODE_KEYS)}, found {found}")
         return
     kind = kinds[0]
+    if kind not in ("attribute", "event"):  # a single-key node: nothing beside its keyword
+        _single(node, kind, path, out)
     try:
-        if kind in ("all", "any"):
-            _single(node, kind, path, out)
-            children = node[kind]
-            if not isinstance(children, list) or not children:
-                out.append(f"{path}.{kind}: must be a non-empty list of rules")
-                return
-            for i, child in enumerate(children):
-                _check(child, f"{path}.{kind}[{i}]", vocab, out, depth + 1)
-        elif kind == "not":
-            _single(node, kind, path, out)
-            _check(node["not"], f"{path}.not", vocab, out, depth + 1)
-        elif kind == "segment":
-            _single(node, kind, path, out)
-            if node["segment"] not in vocab.segments:
-                out.append(f"{path}.segment: unknown segment {_shown(node['segment'])}")
-        elif kind == "attribute":
-            _check_attribute(node, path, vocab, out)
-        elif kind == "event":
-            _check_event(node, path, vocab, out)
-        elif kind == "in_list":
-            _single(node, kind, path, out)
-            if not isinstance(node["in_list"], str) or not ID_RE.match(node["in_list"]):
-                out.append(f"{path}.in_list: a list id is lower-case letters, digits and _")
-            elif vocab.lists is not None and node["in_list"] not in vocab.lists:
-                out.append(f"{path}.in_list: unknown list {_shown(node['in_list'])} (declare it in sources.yaml)")
-        elif kind == "app":
-            _single(node, kind, path, out)
-            _check_app(node["app"], f"{path}.app", out)
-        elif kind == "bucket":
-            _single(node, kind, path, out)
-            _check_bucket(node["bucket"], f"{path}.bucket", out)
-        elif kind == "stage":
-            _single(node, kind, path, out)
-            _check_stage(node["stage"], f"{path}.stage", vocab, out)
+        CHECKERS[kind](node, path, vocab, out, depth)
     except RuleError as exc:
         out.append(f"{path}: {exc}")
+
+
+Checker = Callable[[dict[str, Any], str, "Vocabulary", list[str], int], None]
+
+
+def _check_group(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
+    kind = "all" if "all" in node else "any"
+    children = node[kind]
+    if not isinstance(children, list) or not children:
+        out.append(f"{path}.{kind}: must be a non-empty list of rules")
+        return
+    for i, child in enumerate(children):
+        _check(child, f"{path}.{kind}[{i}]", vocab, out, depth + 1)
+
+
+def _check_not(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
+    _check(node["not"], f"{path}.not", vocab, out, depth + 1)
+
+
+def _check_segment(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
+    if node["segment"] not in vocab.segments:
+        out.append(f"{path}.segment: unknown segment {_shown(node['segment'])}")
+
+
+def _check_in_list(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
+    if not isinstance(node["in_list"], str) or not ID_RE.match(node["in_list"]):
+        out.append(f"{path}.in_list: a list id is lower-case letters, digits and _")
+    elif vocab.lists is not None and node["in_list"] not in vocab.lists:
+        out.append(f"{path}.in_list: unknown list {_shown(node['in_list'])} (declare it in sources.yaml)")
 
 
 def _shown(value: Any) -> str:
@@ -231,7 +132,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "...'"
 
 
-def _check_attribute(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str]) -> None:
+def _check_attribute(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int = 0) -> None:
     name = node["attribute"]
     ops = [k for k in node if k != "attribute"]
     if len(ops) != 1 or ops[0] not in OPERATORS:
@@ -250,13 +151,21 @@ def _check_attribute(node: dict[str, Any], path: str, vocab: Vocabulary, out: li
 EVENT_KEYS = {"event", "count", "within_last", "more_than_ago", "between", "where", "sum", "last"}
 
 
-def _check_event(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str]) -> None:
+def _check_event(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int = 0) -> None:
     extra = set(node) - EVENT_KEYS
     if extra:
         out.append(f"{path}: an event condition does not take {sorted(str(e)[:40] for e in extra)}")
     name = node["event"]
     if not isinstance(name, str) or not ID_RE.match(name):
         out.append(f"{path}.event: an event name is lower-case letters, digits and _ (got {_shown(name)})")
+    _check_event_window(node, path, out)
+    _check_event_measure(node, path, vocab, out)
+    where = node.get("where", [])
+    for i, cond in enumerate(where if isinstance(where, list) else [where]):
+        _check_event_property(cond, f"{path}.where[{i}]", vocab, out)
+
+
+def _check_event_window(node: dict[str, Any], path: str, out: list[str]) -> None:
     windows = [k for k in ("within_last", "more_than_ago", "between") if k in node]
     if len(windows) > 1:
         out.append(f"{path}: use one window of within_last, more_than_ago, between")
@@ -265,6 +174,10 @@ def _check_event(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[s
             parse_operand(key, node[key], "datetime")
         except RuleError as exc:
             out.append(f"{path}.{key}: {exc}")
+
+
+def _check_event_measure(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[str]) -> None:
+    """count, sum or last: what about the customer's matching events the condition is on."""
     if "last" in node and ("count" in node or "sum" in node):
         out.append(f"{path}: 'last' cannot be combined with count or sum")
     if "count" in node:
@@ -281,33 +194,29 @@ def _check_event(node: dict[str, Any], path: str, vocab: Vocabulary, out: list[s
         spec = node["last"]
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("before", "after"):
             out.append(f"{path}.last: expected {{before: WHEN}} or {{after: WHEN}}")
-        else:
-            try:
-                parse_moment(next(iter(spec.values())), "datetime", None)
-            except RuleError as exc:
-                out.append(f"{path}.last: {exc}")
-    where = node.get("where", [])
-    if not isinstance(where, list):
-        where = [where]
-    for i, cond in enumerate(where):
-        if not isinstance(cond, dict) or "property" not in cond:
-            out.append(f"{path}.where[{i}]: expected {{property: NAME, OP: VALUE}}")
-            continue
-        prop = cond["property"]
-        ops = [k for k in cond if k != "property"]
-        if prop not in vocab.event_properties:
-            out.append(
-                f"{path}.where[{i}].property: unknown event property {_shown(prop)}; "
-                f"allowed: {sorted(vocab.event_properties)}"
-            )
-            continue
-        if len(ops) != 1 or ops[0] not in OPERATORS:
-            out.append(f"{path}.where[{i}]: exactly one operator of {list(OPERATORS)}")
-            continue
+            return
         try:
-            parse_operand(ops[0], cond[ops[0]], vocab.event_properties[prop])
+            parse_moment(next(iter(spec.values())), "datetime", None)
         except RuleError as exc:
-            out.append(f"{path}.where[{i}].{ops[0]}: {exc}")
+            out.append(f"{path}.last: {exc}")
+
+
+def _check_event_property(cond: Any, path: str, vocab: Vocabulary, out: list[str]) -> None:
+    if not isinstance(cond, dict) or "property" not in cond:
+        out.append(f"{path}: expected {{property: NAME, OP: VALUE}}")
+        return
+    prop = cond["property"]
+    ops = [k for k in cond if k != "property"]
+    if prop not in vocab.event_properties:
+        out.append(f"{path}.property: unknown event property {_shown(prop)}; allowed: {sorted(vocab.event_properties)}")
+        return
+    if len(ops) != 1 or ops[0] not in OPERATORS:
+        out.append(f"{path}: exactly one operator of {list(OPERATORS)}")
+        return
+    try:
+        parse_operand(ops[0], cond[ops[0]], vocab.event_properties[prop])
+    except RuleError as exc:
+        out.append(f"{path}.{ops[0]}: {exc}")
 
 
 def _check_aggregate(spec: Any, path: str, out: list[str], numeric_only: bool) -> None:
@@ -374,6 +283,22 @@ def _check_stage(spec: Any, path: str, vocab: Vocabulary, out: list[str]) -> Non
     for stage in wanted:
         if stage not in stages:
             out.append(f"{path}.{ops[0]}: unknown stage {_shown(stage)} of {spec['lifecycle']}; stages: {list(stages)}")
+
+
+# One checker per kind of rule, keyed by its keyword; the order is the order problems name them.
+CHECKERS: dict[str, Checker] = {
+    "all": _check_group,
+    "any": _check_group,
+    "not": _check_not,
+    "segment": _check_segment,
+    "attribute": _check_attribute,
+    "event": _check_event,
+    "in_list": _check_in_list,
+    "app": lambda node, path, vocab, out, depth: _check_app(node["app"], f"{path}.app", out),
+    "bucket": lambda node, path, vocab, out, depth: _check_bucket(node["bucket"], f"{path}.bucket", out),
+    "stage": lambda node, path, vocab, out, depth: _check_stage(node["stage"], f"{path}.stage", vocab, out),
+}
+NODE_KEYS = tuple(CHECKERS)  # the rule language's keywords, declared once, here
 
 
 # ---------------------------------------------------------------- dependencies

@@ -197,6 +197,22 @@ class ProviderClient:
         except (requests.RequestException, ValueError) as exc:
             raise ValueError(f"the provider connection cannot make a request: {type(exc).__name__}") from None
 
+    def _count(self, outcome: BatchOutcome, attempts: int) -> None:
+        outcome.requests += attempts
+        outcome.retried += attempts - 1
+        outcome.throttled_s += self._local.throttled
+
+    def _gave_up(self, batch: Batch, exc: RetryableError, outcome: BatchOutcome) -> None:
+        """Retries spent: `unknown` if the request may have arrived at a destination that cannot tell
+        a resend, else `failed`, to be resent under the same key by a later attempt."""
+        if exc.ambiguous and not self.honours_idempotency_key:
+            for m in batch.messages:
+                outcome.unknown[m.message_id] = f"possibly delivered: {exc}; not resent (no idempotency key)"
+            return
+        for m in batch.messages:
+            outcome.failed[m.message_id] = f"gave up after {self._local.attempts} attempts: {exc}"
+            outcome.failed_keys[m.message_id] = batch.idempotency_key
+
     def body(self, batch: Batch) -> tuple[str, dict[str, Any]]:
         recipients = [
             {
@@ -309,20 +325,10 @@ class ProviderClient:
         try:
             doc, attempts = self.post(batch)
         except RetryableError as exc:
-            outcome.requests += self._local.attempts
-            outcome.retried += self._local.attempts - 1
-            outcome.throttled_s += self._local.throttled
-            if exc.ambiguous and not self.honours_idempotency_key:
-                for m in batch.messages:
-                    outcome.unknown[m.message_id] = f"possibly delivered: {exc}; not resent (no idempotency key)"
-                return
-            for m in batch.messages:
-                outcome.failed[m.message_id] = f"gave up after {self._local.attempts} attempts: {exc}"
-                outcome.failed_keys[m.message_id] = batch.idempotency_key
+            self._count(outcome, self._local.attempts)
+            self._gave_up(batch, exc, outcome)
             return
-        outcome.requests += attempts
-        outcome.retried += attempts - 1
-        outcome.throttled_s += self._local.throttled
+        self._count(outcome, attempts)
         status = doc.pop("_status")
         if 200 <= status < 300:
             dispatch = str(doc.get("schedule_id") or doc.get("dispatch_id") or "")

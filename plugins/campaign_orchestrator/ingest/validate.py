@@ -21,12 +21,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:  # imported where rows are read: the package is imported by light commands too
+    import numpy as np
+    import pandas as pd
 
 from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.ingest.contracts import Contract, ContractError
@@ -232,41 +234,23 @@ def _validate_into(
     folder: Path,
     staged: StagedSource,
 ) -> None:
+    import pandas as pd
+
     table = _target(source)
     safe_name = source.replace(":", "_")
     file_name = staged.file
-    if spec.format != "sql":
-        path = spec.file_path(folder, ctx.run_date)
-        if not path.exists():
-            raise ContractError(source, file_name, "file_exists", None, f"{path} does not exist")
-        if spec.format == "csv":
-            contract.check_header(header(path, spec), file_name)
-        if not ctx.from_archive:
-            relative = Path(str(spec.path).format(date=ctx.run_date.isoformat()))
-            staged.archived_as = str(archive_file(path, ctx.archive_dir / "raw" / relative.parent))
+    _check_input(ctx, source, spec, contract, folder, staged)
     names = [c for c in contract.columns if c in table.c]
-    extra = _extra_columns(source, table, ctx.run_date)
     max_lengths = _max_lengths(table)
     validated = ctx.archive_dir / "validated" / f"{safe_name}.csv"
     validated.parent.mkdir(parents=True, exist_ok=True)
     staged.validated_path = str(validated)
     bad_lines = BadLines()
-    rules: Counter[str] = Counter()
     keys: list[np.ndarray] = []
     sql_archive = ArchiveWriter(ctx.archive_dir / "raw" / f"{safe_name}.csv") if spec.format == "sql" else None
-    with engine.begin() as conn:
-        conn.execute(quarantine.delete().where(quarantine.c.run_date == ctx.run_date, quarantine.c.source == source))
-    pending: list[dict[str, Any]] = []
-
-    def quarantine_rows(rows: list[dict[str, Any]]) -> None:
-        pending.extend(rows)
-        if len(pending) >= QUARANTINE_BATCH:
-            with engine.begin() as conn:
-                _record_quarantine(conn, pending)
-            pending.clear()
-
+    rejected = _Quarantine(engine, ctx.run_date, source, file_name)
     first = True
-    writer = CanonicalWriter(validated, contract, names, extra)
+    writer = CanonicalWriter(validated, contract, names, _extra_columns(source, table, ctx.run_date))
     try:
         for chunk in read_chunks(spec, folder, ctx.run_date, bad_lines, ctx.resolve_url):
             if first and spec.format != "csv":
@@ -275,21 +259,7 @@ def _validate_into(
                 sql_archive.write(chunk)
             staged.rows_read += len(chunk)
             checked = contract.validate_chunk(chunk, file_name, ctx.parameters, max_lengths)
-            for _idx, broken, _raw in checked.quarantined:
-                rules.update(broken)
-            quarantine_rows(
-                [
-                    {
-                        "run_date": ctx.run_date,
-                        "source": source,
-                        "file": file_name,
-                        "row_number": idx + 1,
-                        "rules": json.dumps(broken),
-                        "raw": json.dumps(raw, ensure_ascii=False),
-                    }
-                    for idx, broken, raw in checked.quarantined
-                ]
-            )
+            rejected.add([(idx + 1, broken, raw) for idx, broken, raw in checked.quarantined])
             if contract.key:
                 # 8 bytes per row instead of the key text: memory stays flat on big files.
                 keys.append(pd.util.hash_pandas_object(checked.good[contract.key], index=False).to_numpy())
@@ -301,32 +271,70 @@ def _validate_into(
     if sql_archive is not None:
         sql_archive.close()
         staged.archived_as = str(sql_archive.target)
-    if bad_lines.rows:
-        quarantine_rows(
-            [
-                {
-                    "run_date": ctx.run_date,
-                    "source": source,
-                    "file": file_name,
-                    "row_number": number,
-                    "rules": json.dumps([why]),
-                    "raw": json.dumps({"_line": text}, ensure_ascii=False),
-                }
-                for number, why, text in bad_lines.rows
-            ]
-        )
-        rules.update(why for _n, why, _t in bad_lines.rows)
-        staged.rows_read += len(bad_lines.rows)
-    with engine.begin() as conn:
-        _record_quarantine(conn, pending)
-    staged.quarantined_by_rule = dict(rules.most_common())
+    rejected.add([(number, [why], {"_line": text}) for number, why, text in bad_lines.rows])
+    staged.rows_read += len(bad_lines.rows)
+    rejected.flush()
+    staged.quarantined_by_rule = dict(rejected.rules.most_common())
     staged.rows_quarantined = staged.rows_read - staged.rows_loaded
     _table_rules(engine, ctx, source, contract, staged, keys)
+
+
+def _check_input(
+    ctx: ImportContext, source: str, spec: SourceSpec, contract: Contract, folder: Path, staged: StagedSource
+) -> None:
+    """A file input exists and has the contract's header; its raw copy goes to the archive."""
+    if spec.format == "sql":
+        return
+    path = spec.file_path(folder, ctx.run_date)
+    if not path.exists():
+        raise ContractError(source, staged.file, "file_exists", None, f"{path} does not exist")
+    if spec.format == "csv":
+        contract.check_header(header(path, spec), staged.file)
+    if not ctx.from_archive:
+        relative = Path(str(spec.path).format(date=ctx.run_date.isoformat()))
+        staged.archived_as = str(archive_file(path, ctx.archive_dir / "raw" / relative.parent))
+
+
+class _Quarantine:
+    """Rejected rows of one source, written in batches of QUARANTINE_BATCH; the run date's earlier
+    quarantine of the source is replaced. Counts the rules broken."""
+
+    def __init__(self, engine: Engine, run_date: dt.date, source: str, file_name: str) -> None:
+        self.engine, self.run_date, self.source, self.file_name = engine, run_date, source, file_name
+        self.pending: list[dict[str, Any]] = []
+        self.rules: Counter[str] = Counter()
+        with engine.begin() as conn:
+            conn.execute(quarantine.delete().where(quarantine.c.run_date == run_date, quarantine.c.source == source))
+
+    def add(self, rows: list[tuple[int, list[str], Any]]) -> None:
+        """(1-based row number, rules broken, raw values) per rejected row."""
+        for number, broken, raw in rows:
+            self.rules.update(broken)
+            self.pending.append(
+                {
+                    "run_date": self.run_date,
+                    "source": self.source,
+                    "file": self.file_name,
+                    "row_number": number,
+                    "rules": json.dumps(broken),
+                    "raw": json.dumps(raw, ensure_ascii=False),
+                }
+            )
+        if len(self.pending) >= QUARANTINE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.engine.begin() as conn:
+            _record_quarantine(conn, self.pending)
+        self.pending.clear()
 
 
 def _table_rules(
     engine: Engine, ctx: ImportContext, source: str, contract: Contract, staged: StagedSource, keys: list[np.ndarray]
 ) -> None:
+    import numpy as np
+    import pandas as pd
+
     file = staged.file
     if staged.rows_read == 0:
         raise ContractError(source, file, "file_not_empty", None, "the file has a header but no data rows")

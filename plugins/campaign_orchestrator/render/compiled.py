@@ -116,53 +116,62 @@ class CompiledLocale:
         plain, html = build_environment(autoescape=False), build_environment(autoescape=True)
         self._environments = (plain, html)
         for path, source in template_fields(content):
-            env = html if path in HTML_FIELDS else plain
-            if len(source) > MAX_SOURCE_CHARS:
-                problems.append(f"{where}{path}: {len(source)} characters of template, over {MAX_SOURCE_CHARS}")
-                continue
             try:
-                check_shape(env, source)
-                parsed = env.parse(source)
-                check_grammar(parsed)
-                # Every name the template reads, `self` and Jinja's other built-in names included:
-                # only data variables may be named.
-                used = meta.find_undeclared_variables(parsed) | {
-                    n.name for n in parsed.find_all(jinja2.nodes.Name) if n.ctx == "load"
-                }
-                compiled = env.from_string(parsed) if _dynamic(parsed) else None
-            except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
-                problems.append(f"{where}{path}: line {exc.lineno}: {exc.message}")
-                continue
-            except TemplateRefused as exc:
-                problems.append(f"{where}{path}: {exc}")
-                continue
-            except (RecursionError, SyntaxError, MemoryError, OverflowError) as exc:  # past the shape checks
-                problems.append(f"{where}{path}: cannot be compiled ({type(exc).__name__}): simplify it")
-                continue
-            unknown = used - allowed
-            if unknown:
-                problems.append(f"{where}{path}: unknown variables {sorted(unknown)}; allowed {sorted(allowed)}")
-                continue
-            if any(f.name in VETTED_FILTERS for f in parsed.find_all(jinja2.nodes.Filter)):
-                self.uses_vetted_filters = True
-            self.variables |= used
-            constant = None if compiled is not None else _constant_text(parsed)
-            kind = field_limit_kind(path)
-            if kind == "link" and path.startswith("buttons."):
-                kind = "url" if self.button_actions[int(path.split(".")[1])] == "LINK" else "link"
-            if constant is not None and kind:
-                try:
-                    _check_link(path, kind, constant, policy)
-                except RenderError as exc:
-                    problems.append(f"{where}{exc}")
-                    continue
-            limit = policy.limit(template.channel, path)
-            self.fields.append(_Field(path, compiled, constant, limit, kind, path in HTML_FIELDS))
+                self.fields.append(self._compile_field(path, source, allowed, policy))
+            except RenderError as exc:
+                problems.append(f"{where}{exc}")
         for name in [*self.defaults, *self.required]:
             if name not in allowed:
                 problems.append(f"{where if locale else ''}{name}: under defaults or required, not a template variable")
         if problems:
             raise RenderError(f"template {template.id!r}: " + "; ".join(problems), problems=problems)
+
+    def _compile_field(self, path: str, source: str, allowed: set[str], policy: RenderPolicy) -> _Field:
+        """One field compiled and checked; RenderError says what is wrong with it, at `path`."""
+        plain, html = self._environments
+        env = html if path in HTML_FIELDS else plain
+        parsed, used = _parse(env, path, source)
+        unknown = used - allowed
+        if unknown:
+            raise RenderError(f"unknown variables {sorted(unknown)}; allowed {sorted(allowed)}", path)
+        try:
+            compiled = env.from_string(parsed) if _dynamic(parsed) else None
+        except jinja2.TemplateSyntaxError as exc:  # unknown filters and tests are found here
+            raise RenderError(f"line {exc.lineno}: {exc.message}", path) from None
+        except (RecursionError, SyntaxError, MemoryError, OverflowError) as exc:  # past the shape checks
+            raise RenderError(f"cannot be compiled ({type(exc).__name__}): simplify it", path) from None
+        if any(f.name in VETTED_FILTERS for f in parsed.find_all(jinja2.nodes.Filter)):
+            self.uses_vetted_filters = True
+        self.variables |= used
+        constant = None if compiled is not None else _constant_text(parsed)
+        kind = field_limit_kind(path)
+        if kind == "link" and path.startswith("buttons."):
+            kind = "url" if self.button_actions[int(path.split(".")[1])] == "LINK" else "link"
+        if constant is not None and kind:
+            _check_link(path, kind, constant, policy)
+        limit = policy.limit(self.channel, path)
+        return _Field(path, compiled, constant, limit, kind, path in HTML_FIELDS)
+
+
+def _parse(env: jinja2.Environment, path: str, source: str) -> tuple[jinja2.nodes.Template, set[str]]:
+    """The field's syntax tree within the sandbox's grammar and limits, and every name it reads
+    (`self` and Jinja's other built-in names included: only data variables may be named)."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise RenderError(f"{len(source)} characters of template, over {MAX_SOURCE_CHARS}", path)
+    try:
+        check_shape(env, source)
+        parsed = env.parse(source)
+        check_grammar(parsed)
+        used = meta.find_undeclared_variables(parsed) | {
+            n.name for n in parsed.find_all(jinja2.nodes.Name) if n.ctx == "load"
+        }
+    except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
+        raise RenderError(f"line {exc.lineno}: {exc.message}", path) from None
+    except TemplateRefused as exc:
+        raise RenderError(str(exc), path) from None
+    except (RecursionError, SyntaxError, MemoryError, OverflowError) as exc:  # past the shape checks
+        raise RenderError(f"cannot be compiled ({type(exc).__name__}): simplify it", path) from None
+    return parsed, used
 
 
 def _dynamic(parsed: jinja2.nodes.Template) -> bool:
@@ -269,21 +278,7 @@ class CompiledTemplate:
                 ctx = contexts.get(f.html)
                 if ctx is None:
                     ctx = contexts[f.html] = Context(html_env if f.html else plain_env, context, None, {})
-                try:
-                    # The render function itself: Template.render would rewrite tracebacks on error,
-                    # compiling code per failure (slow, and noise for the audit in the tests).
-                    text = "".join(f.compiled.root_render_func(ctx))
-                except OverBudget:
-                    raise RenderError("over the time budget", f.path, over_budget=True) from None
-                except jinja2.exceptions.SecurityError as exc:
-                    raise RenderError(f"refused by the sandbox ({exc})", f.path) from None
-                except jinja2.exceptions.UndefinedError as exc:
-                    raise RenderError(str(exc), f.path) from None
-                except Exception as exc:  # filters raise their own kinds (babel's UnknownCurrencyError, ...)
-                    # The exception's text can quote a customer's value: keep only its kind.
-                    raise RenderError(f"{type(exc).__name__} while rendering", f.path) from None
-                if len(text) > MAX_FIELD_CHARS:
-                    raise RenderError(f"{len(text)} characters, over the field limit of {MAX_FIELD_CHARS}", f.path)
+                text = _render_field(f, ctx)
             if f.limit is not None and len(text) > f.limit:
                 raise RenderError(f"{len(text)} characters, over the {compiled.channel} limit of {f.limit}", f.path)
             if f.kind and f.compiled is not None:
@@ -291,6 +286,27 @@ class CompiledTemplate:
             _place(payload, f.path, text, compiled.button_actions)
         payload["locale"] = compiled.locale
         return payload
+
+
+def _render_field(f: _Field, ctx: Context) -> str:
+    """One dynamic field's text; RenderError names the field and never quotes the customer's values."""
+    assert f.compiled is not None
+    try:
+        # The render function itself: Template.render would rewrite tracebacks on error,
+        # compiling code per failure (slow, and noise for the audit in the tests).
+        text = "".join(f.compiled.root_render_func(ctx))
+    except OverBudget:
+        raise RenderError("over the time budget", f.path, over_budget=True) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise RenderError(f"refused by the sandbox ({exc})", f.path) from None
+    except jinja2.exceptions.UndefinedError as exc:
+        raise RenderError(str(exc), f.path) from None
+    except Exception as exc:  # filters raise their own kinds (babel's UnknownCurrencyError, ...)
+        # The exception's text can quote a customer's value: keep only its kind.
+        raise RenderError(f"{type(exc).__name__} while rendering", f.path) from None
+    if len(text) > MAX_FIELD_CHARS:
+        raise RenderError(f"{len(text)} characters, over the field limit of {MAX_FIELD_CHARS}", f.path)
+    return text
 
 
 def _format_locale(customer_locale: str | None, content_locale: str) -> str:

@@ -36,6 +36,7 @@ def lint_templates(
     policy = render_policy(definitions)
     problems: list[str] = []
     compiled_ok: dict[str, CompiledTemplate] = {}
+    known = {**CONTEXT_SAMPLES, **(samples or {})}
     for template in definitions.templates.values():
         if only is not None and template.id not in only:
             continue
@@ -46,32 +47,46 @@ def lint_templates(
             problems.extend(f"{where}: {p}" for p in exc.problems)
             continue
         problems.extend(f"{where}: {p}" for p in missing_translations(template))
-        for tag, locale in sorted(compiled.locales.items()):
-            label = "content" if locale is compiled.default else f"locales.{tag}"
-            undeclared = (
-                locale.variables - locale.defaults.keys() - locale.required - required_variables - CONTEXT_VARIABLES
-            )
-            if undeclared:
-                problems.append(
-                    f"{where}: {label}: no default for {sorted(undeclared)}; a customer without a value would "
-                    "get empty text (add them under defaults, or under required to not send without them)"
-                )
-            known = {**CONTEXT_SAMPLES, **(samples or {})}
-            sample = {name: locale.defaults.get(name) or known.get(name, PLACEHOLDER) for name in locale.variables}
-            try:
-                compiled.render_locale(locale, sample)
-            except RenderError as exc:
-                problems.append(f"{where}: {label}.{exc} (rendered with the declared defaults)")
+        problems.extend(f"{where}: {p}" for p in _lint_locales(compiled, known, required_variables))
         compiled_ok[template.id] = compiled
     for campaign in definitions.campaigns.values():
-        if only is not None and not set(campaign.variant_templates.values()) & only:
+        if only is None or set(campaign.variant_templates.values()) & only:
+            problems.extend(_lint_campaign_locales(definitions, campaign, compiled_ok))
+    return problems
+
+
+def _lint_locales(
+    compiled: CompiledTemplate, known: Mapping[str, Any], required_variables: frozenset[str]
+) -> list[str]:
+    """Per locale: variables without a default, and a render with the declared defaults."""
+    problems = []
+    for tag, locale in sorted(compiled.locales.items()):
+        label = "content" if locale is compiled.default else f"locales.{tag}"
+        undeclared = (
+            locale.variables - locale.defaults.keys() - locale.required - required_variables - CONTEXT_VARIABLES
+        )
+        if undeclared:
+            problems.append(
+                f"{label}: no default for {sorted(undeclared)}; a customer without a value would "
+                "get empty text (add them under defaults, or under required to not send without them)"
+            )
+        sample = {name: locale.defaults.get(name) or known.get(name, PLACEHOLDER) for name in locale.variables}
+        try:
+            compiled.render_locale(locale, sample)
+        except RenderError as exc:
+            problems.append(f"{label}.{exc} (rendered with the declared defaults)")
+    return problems
+
+
+def _lint_campaign_locales(definitions: Any, campaign: Any, compiled_ok: Mapping[str, CompiledTemplate]) -> list[str]:
+    """The locales a campaign says its templates must speak, where they do not."""
+    problems = []
+    for template_id in campaign.variant_templates.values():
+        checked = compiled_ok.get(template_id)
+        if checked is None:
             continue
-        for template_id in campaign.variant_templates.values():
-            checked = compiled_ok.get(template_id)
-            if checked is None:
-                continue
-            lacking = [loc for loc in campaign.locales if not checked.speaks(loc)]
-            if lacking:
-                where = definitions.sources.get(f"campaigns:{campaign.id}", f"campaign {campaign.id}")
-                problems.append(f"{where}: locales: template {template_id!r} has no content for {lacking}")
+        lacking = [loc for loc in campaign.locales if not checked.speaks(loc)]
+        if lacking:
+            where = definitions.sources.get(f"campaigns:{campaign.id}", f"campaign {campaign.id}")
+            problems.append(f"{where}: locales: template {template_id!r} has no content for {lacking}")
     return problems

@@ -194,32 +194,55 @@ _COUNTED_NAMES = frozenset({"and", "or", "not", "in", "is", "if", "else"})
 def check_shape(env: jinja2.Environment, source: str) -> None:
     """Refuse templates nested or chained past the limits, from the lexer's tokens (iterative),
     so Jinja's recursive parser and code generator never meet a template that would overflow them."""
-    ifs = brackets = operators = 0
+    shape = _Shape()
     for line, kind, value in env.lex(source):
+        problem = shape.feed(kind, value)
+        if problem:
+            raise TemplateRefused(f"line {line}: {problem}")
+
+
+class _Shape:
+    """Nesting of {% if %} and brackets, and operators in the current tag, as tokens pass."""
+
+    def __init__(self) -> None:
+        self.ifs = self.brackets = self.operators = 0
+
+    def feed(self, kind: str, value: str) -> str | None:
         if kind in ("block_begin", "variable_begin"):
-            operators = 0
-        elif kind == "name" and value == "if":
-            if brackets == 0 and operators == 0:  # the tag {% if %}, not an inline `a if b else c`
-                ifs += 1
-                if ifs > MAX_IF_NESTING:
-                    raise TemplateRefused(f"line {line}: {{% if %}} nested more than {MAX_IF_NESTING} deep")
-            operators += 1
-        elif kind == "name" and value == "endif":
-            ifs = max(0, ifs - 1)
-        elif kind == "operator" and value in _OPEN:
-            brackets += 1
-            if brackets > MAX_BRACKET_NESTING:
-                raise TemplateRefused(f"line {line}: brackets nested more than {MAX_BRACKET_NESTING} deep")
-        elif kind == "operator" and value in _CLOSE:
-            brackets = max(0, brackets - 1)
-        if (kind == "operator" and value not in _OPEN | _CLOSE | {","}) or (
-            kind == "name" and value in _COUNTED_NAMES - {"if"}
-        ):
-            operators += 1
-        if operators > MAX_OPERATORS:
-            raise TemplateRefused(f"line {line}: more than {MAX_OPERATORS} operators and filters in one tag")
-        if kind in ("integer", "float") and value.replace("_", "").isdigit() and len(value) > 16:
-            raise TemplateRefused(f"line {line}: a number beyond {MAX_INTEGER:.0e}")
+            self.operators = 0
+        elif kind == "name":
+            return self._name(value)
+        elif kind == "operator":
+            return self._operator(value)
+        elif kind in ("integer", "float") and value.replace("_", "").isdigit() and len(value) > 16:
+            return f"a number beyond {MAX_INTEGER:.0e}"
+        return None
+
+    def _name(self, value: str) -> str | None:
+        if value == "if" and self.brackets == 0 and self.operators == 0:  # {% if %}, not `a if b else c`
+            self.ifs += 1
+            if self.ifs > MAX_IF_NESTING:
+                return f"{{% if %}} nested more than {MAX_IF_NESTING} deep"
+        elif value == "endif":
+            self.ifs = max(0, self.ifs - 1)
+        if value in _COUNTED_NAMES:
+            return self._count()
+        return None
+
+    def _operator(self, value: str) -> str | None:
+        if value in _OPEN:
+            self.brackets += 1
+            if self.brackets > MAX_BRACKET_NESTING:
+                return f"brackets nested more than {MAX_BRACKET_NESTING} deep"
+            return None
+        if value in _CLOSE:
+            self.brackets = max(0, self.brackets - 1)
+            return None
+        return None if value == "," else self._count()
+
+    def _count(self) -> str | None:
+        self.operators += 1
+        return f"more than {MAX_OPERATORS} operators and filters in one tag" if self.operators > MAX_OPERATORS else None
 
 
 def check_grammar(parsed: nodes.Template) -> None:

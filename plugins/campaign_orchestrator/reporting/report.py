@@ -165,13 +165,31 @@ def _import_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    """The report for people: the campaigns first, then what needs attention, then the detail."""
     lines = [
         f"# Run report {report['run_date']}",
         "",
         f"run id `{report['run_id']}`, warehouse `{report['warehouse']}`",
         "",
     ]
-    lines += [
+    for section in (
+        _campaign_lines,
+        _totals_lines,
+        _rerender_lines,
+        _not_delivered_lines,
+        _held_lines,
+        _render_error_lines,
+        _delivery_lines,
+        _exclusion_lines,
+        _import_lines,
+        _stage_lines,
+    ):
+        lines += section(report)
+    return "\n".join(lines) + "\n"
+
+
+def _campaign_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
         "## Campaigns",
         "",
         "| " + " | ".join(h for _, h in SUMMARY_COLUMNS) + " |",
@@ -179,8 +197,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for row in report["campaigns"].values():
         lines.append("| " + " | ".join(str(row.get(k, "")) for k, _ in SUMMARY_COLUMNS) + " |")
+    return lines
+
+
+def _totals_lines(report: dict[str, Any]) -> list[str]:
     t = report["totals"]
-    lines += [
+    lines = [
         "",
         f"Totals: {t['targeted']} targeted ({t.get('kept', 0)} kept from earlier runs of the date), "
         f"{t['delivered']} delivered ({t['delivered_this_run']} new in "
@@ -194,23 +216,33 @@ def render_markdown(report: dict[str, Any]) -> str:
             "tonight's lists no longer hold** (the definitions changed since); they counted against the caps.",
             "",
         ]
-    lines += _rerender_lines(report)
-    lines += _not_delivered_lines(report)
+    return lines
+
+
+def _held_lines(report: dict[str, Any]) -> list[str]:
     held = [row["campaign"] for row in report["campaigns"].values() if row.get("held")]
-    if held:
-        lines += [
-            f"**Held, not delivered:** {', '.join(held)}: too many of their messages failed to render "
-            "(settings.render.max_error_share). Fix the template and re-run the date.",
-            "",
-        ]
+    if not held:
+        return []
+    return [
+        f"**Held, not delivered:** {', '.join(held)}: too many of their messages failed to render "
+        "(settings.render.max_error_share). Fix the template and re-run the date.",
+        "",
+    ]
+
+
+def _render_error_lines(report: dict[str, Any]) -> list[str]:
     failing = [row for row in report["campaigns"].values() if row.get("render_failures")]
-    if failing:
-        lines += ["## Render errors", ""]
-        for row in failing:
-            for f in row["render_failures"]:
-                lines.append(f"- {row['campaign']}: {f['field']}: {f['count']} (e.g. {f['example']})")
-        lines.append("")
-    lines += [
+    if not failing:
+        return []
+    lines = ["## Render errors", ""]
+    for row in failing:
+        for f in row["render_failures"]:
+            lines.append(f"- {row['campaign']}: {f['field']}: {f['count']} (e.g. {f['example']})")
+    return [*lines, ""]
+
+
+def _delivery_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
         "## Delivery",
         "",
         "| campaign | sent | new | pending | failed | dead | unknown | held | retried | throttled s |",
@@ -222,11 +254,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{row.get('pending', 0)} | {row.get('failed', 0)} | {row.get('dead', 0)} | {row.get('unknown', 0)} | "
             f"{row.get('held', 0)} | {row.get('retried', 0)} | {row.get('throttled_s', 0)} |"
         )
-    lines += ["", "## Exclusions", ""]
+    return lines
+
+
+def _exclusion_lines(report: dict[str, Any]) -> list[str]:
+    lines = ["", "## Exclusions", ""]
     for row in report["campaigns"].values():
         reasons = ", ".join(f"{k}: {v}" for k, v in (row.get("excluded") or {}).items()) or "none"
         lines.append(f"- {row['campaign']}: {reasons}")
-    lines += [
+    return lines
+
+
+def _import_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Imports",
         "",
@@ -239,13 +279,15 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {imp['source']} | {imp['file']} | {imp['status']} | {imp['rows_read']} | {imp['rows_loaded']} | "
             f"{imp['rows_quarantined']} | {imp.get('duration_s')} | {rules} |"
         )
-    for imp in report["imports"]:
-        if imp.get("error"):
-            lines.append(f"\n**{imp['source']} failed:** {imp['error']}")
-    lines += ["", "## Stages", "", "| stage | status | seconds | rows |", "|---|---|---|---|"]
-    for st in report["stages"]:
-        lines.append(f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |")
-    return "\n".join(lines) + "\n"
+    lines += [f"\n**{imp['source']} failed:** {imp['error']}" for imp in report["imports"] if imp.get("error")]
+    return lines
+
+
+def _stage_lines(report: dict[str, Any]) -> list[str]:
+    lines = ["", "## Stages", "", "| stage | status | seconds | rows |", "|---|---|---|---|"]
+    return lines + [
+        f"| {st['stage']} | {st.get('status')} | {st.get('wall_s')} | {st.get('rows', '')} |" for st in report["stages"]
+    ]
 
 
 def rerendered_counts(report: dict[str, Any]) -> tuple[int, int]:

@@ -45,9 +45,7 @@ class RunConfig:
     run_id: str = field(default_factory=lambda: f"cli__{utcnow():%Y%m%dT%H%M%S%f}")
 
     @classmethod
-    def from_env(
-        cls, run_date: dt.date, project: Path, environ: Mapping[str, str], **given: Any
-    ) -> RunConfig:
+    def from_env(cls, run_date: dt.date, project: Path, environ: Mapping[str, str], **given: Any) -> RunConfig:
         """The one mapping from the environment: `CAMPAIGNS_<FOLDER>_DIR` for each folder, else the
         project's own; values in `given` (command-line options, the DAG's run id) win."""
         folders = {

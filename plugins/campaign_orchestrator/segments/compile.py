@@ -7,23 +7,22 @@ The language itself, and the checks every rule passed before it gets here, are i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from campaign_orchestrator.definitions.rules import (
+from campaign_orchestrator.definitions.rule_values import (
     RELATIVE,
     RuleError,
-    Vocabulary,
     anchor,
-    check_rule,
     parse_duration,
     parse_moment,
     parse_operand,
 )
+from campaign_orchestrator.definitions.rules import Vocabulary, check_rule
 from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
 from campaign_orchestrator.warehouse.tables import (
     app_installs,
@@ -54,59 +53,91 @@ def compile_rule(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline
 
 
 def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    if "all" in rule:
-        return sa.and_(*(_compile(c, vocab, run_date, inline) for c in rule["all"]))
-    if "any" in rule:
-        return sa.or_(*(_compile(c, vocab, run_date, inline) for c in rule["any"]))
-    if "not" in rule:
-        return sa.not_(_compile(rule["not"], vocab, run_date, inline))
-    cid = customers.c.customer_id
-    if "segment" in rule:
-        if inline is not None:
-            return _compile(inline.segments[rule["segment"]], vocab, run_date, inline)
-        return member_of(
-            sa.select(segment_membership.c.customer_id).where(
-                segment_membership.c.run_date == run_date, segment_membership.c.segment_id == rule["segment"]
-            )
+    """Dispatch on the node's keyword to its kind's compile function (as sqlglot does per node)."""
+    kind = next(k for k in COMPILERS if k in rule)
+    return COMPILERS[kind](rule, vocab, run_date, inline)
+
+
+Compiler = Callable[[dict[str, Any], Vocabulary, dt.date, "Inline | None"], ColumnElement[bool]]
+
+
+def _all_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.and_(*(_compile(c, vocab, run_date, inline) for c in rule["all"]))
+
+
+def _any_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.or_(*(_compile(c, vocab, run_date, inline) for c in rule["any"]))
+
+
+def _not_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.not_(_compile(rule["not"], vocab, run_date, inline))
+
+
+def _segment_sql(
+    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    if inline is not None:
+        return _compile(inline.segments[rule["segment"]], vocab, run_date, inline)
+    return member_of(
+        sa.select(segment_membership.c.customer_id).where(
+            segment_membership.c.run_date == run_date, segment_membership.c.segment_id == rule["segment"]
         )
-    if "attribute" in rule:
-        name = rule["attribute"]
-        op = next(k for k in rule if k != "attribute")
-        return _condition(customers.c[name], op, rule[op], vocab.attributes[name], run_date)
-    if "event" in rule:
-        return _event(rule, vocab, run_date)
-    if "in_list" in rule:
-        return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == rule["in_list"]))
-    if "app" in rule:
-        spec = rule["app"]
-        conds: list[ColumnElement[bool]] = []
-        if "platform" in spec:
-            platforms = spec["platform"] if isinstance(spec["platform"], list) else [spec["platform"]]
-            conds.append(app_installs.c.platform.in_(platforms))
-        if "push_token" in spec:
-            conds.append(
-                app_installs.c.push_token_present == sa.true()
-                if spec["push_token"]
-                else app_installs.c.push_token_present == sa.false()
-            )
-        if "app_id" in spec:
-            conds.append(app_installs.c.app_id == spec["app_id"])
-        return member_of(sa.select(app_installs.c.customer_id).where(*conds))
-    if "bucket" in rule:
-        spec = rule["bucket"]
-        bucket = hash_bucket(cid, f"bucket:{spec['salt']}", int(spec.get("buckets", 100)))
-        op = next(k for k in spec if k not in ("salt", "buckets"))
-        value = spec[op]
-        if op == "lt":
-            return bucket < int(value)
-        if op == "gte":
-            return bucket >= int(value)
-        if op == "between":
-            return bucket.between(int(value[0]), int(value[1]))
-        return bucket.in_([int(v) for v in value])
-    if "stage" in rule:
-        return _stage(rule["stage"], vocab, run_date, inline)
-    raise RuleError(f"cannot compile {sorted(rule)}")
+    )
+
+
+def _attribute_sql(
+    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    name = rule["attribute"]
+    op = next(k for k in rule if k != "attribute")
+    return _condition(customers.c[name], op, rule[op], vocab.attributes[name], run_date)
+
+
+def _in_list_sql(
+    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == rule["in_list"]))
+
+
+def _app_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    spec = rule["app"]
+    conds: list[ColumnElement[bool]] = []
+    if "platform" in spec:
+        platforms = spec["platform"] if isinstance(spec["platform"], list) else [spec["platform"]]
+        conds.append(app_installs.c.platform.in_(platforms))
+    if "push_token" in spec:
+        conds.append(app_installs.c.push_token_present == (sa.true() if spec["push_token"] else sa.false()))
+    if "app_id" in spec:
+        conds.append(app_installs.c.app_id == spec["app_id"])
+    return member_of(sa.select(app_installs.c.customer_id).where(*conds))
+
+
+def _bucket_sql(
+    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    spec = rule["bucket"]
+    bucket = hash_bucket(customers.c.customer_id, f"bucket:{spec['salt']}", int(spec.get("buckets", 100)))
+    op = next(k for k in spec if k not in ("salt", "buckets"))
+    value = spec[op]
+    if op == "lt":
+        return bucket < int(value)
+    if op == "gte":
+        return bucket >= int(value)
+    if op == "between":
+        return bucket.between(int(value[0]), int(value[1]))
+    return bucket.in_([int(v) for v in value])
+
+
+def _stage_sql(
+    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    return _stage(rule["stage"], vocab, run_date, inline)
+
+
+def _event_sql(
+    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    return _event(rule, vocab, run_date)
 
 
 def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
@@ -207,22 +238,11 @@ def _aggregate(per_customer: sa.Select[Any], measure: Any, op: str, value: Any) 
 
 
 def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
-    present = col.is_not(None)
+    """`col OP raw` as a two-valued predicate: a missing value satisfies only ne, not_in, is_null."""
     if op in RELATIVE:
-        moment = anchor(run_date) - parse_duration(raw)
-        bound: Any = moment.date() if kind == "date" else moment
-        return sa.and_(present, col >= bound) if op == "within_last" else sa.and_(present, col < bound)
+        return _relative(col, op, raw, kind, run_date)
     if op in ("before", "after", "on"):
-        moment = parse_moment(raw, kind, run_date)
-        if op == "before":
-            return sa.and_(present, col < moment)
-        if op == "after":
-            return sa.and_(present, col > moment)
-        day = moment if kind == "date" else moment.date()
-        if kind == "date":
-            return sa.and_(present, col == day)
-        start = dt.datetime.combine(day, dt.time())
-        return sa.and_(present, col >= start, col < start + dt.timedelta(days=1))
+        return _moment(col, op, raw, kind, run_date)
     value = parse_operand(op, raw, kind)
     if kind in ("date", "datetime") and op not in ("exists", "is_null"):
         # durations in comparisons count back from the run date, like within_last
@@ -231,31 +251,65 @@ def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_dat
             if isinstance(raw, list)
             else parse_moment(raw, kind, run_date)
         )
-    match op:
-        case "eq":
-            return sa.and_(present, col == value)
-        case "ne":
-            return sa.or_(col.is_(None), col != value)
-        case "gt":
-            return sa.and_(present, col > value)
-        case "gte":
-            return sa.and_(present, col >= value)
-        case "lt":
-            return sa.and_(present, col < value)
-        case "lte":
-            return sa.and_(present, col <= value)
-        case "in":
-            return sa.and_(present, col.in_(value))
-        case "not_in":
-            return sa.or_(col.is_(None), col.not_in(value))
-        case "between":
-            return sa.and_(present, col.between(value[0], value[1]))
-        case "exists":
-            return present
-        case "is_null":
-            return col.is_(None)
-        case "contains":
-            return sa.and_(present, sa.func.lower(col).contains(value.lower(), autoescape=True))
-        case "starts_with":
-            return sa.and_(present, sa.func.lower(col).startswith(value.lower(), autoescape=True))
-    raise RuleError(f"unknown operator {op!r}")
+    present = col.is_not(None)
+    if op in _ABSENT_PASSES:
+        return sa.or_(col.is_(None), _ABSENT_PASSES[op](col, value))
+    if op == "is_null":
+        return col.is_(None)
+    return sa.and_(present, _PRESENT_ONLY[op](col, value))
+
+
+def _relative(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
+    moment = anchor(run_date) - parse_duration(raw)
+    bound: Any = moment.date() if kind == "date" else moment
+    present = col.is_not(None)
+    return sa.and_(present, col >= bound) if op == "within_last" else sa.and_(present, col < bound)
+
+
+def _moment(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
+    moment = parse_moment(raw, kind, run_date)
+    present = col.is_not(None)
+    if op == "before":
+        return sa.and_(present, col < moment)
+    if op == "after":
+        return sa.and_(present, col > moment)
+    day = moment if kind == "date" else moment.date()
+    if kind == "date":
+        return sa.and_(present, col == day)
+    start = dt.datetime.combine(day, dt.time())
+    return sa.and_(present, col >= start, col < start + dt.timedelta(days=1))
+
+
+Comparison = Callable[[sa.ColumnElement[Any], Any], ColumnElement[bool]]
+# Operators a customer without a value satisfies (not gold, not in the list) ...
+_ABSENT_PASSES: dict[str, Comparison] = {
+    "ne": lambda col, v: col != v,
+    "not_in": lambda col, v: col.not_in(v),
+}
+# ... and those that need a value.
+_PRESENT_ONLY: dict[str, Comparison] = {
+    "eq": lambda col, v: col == v,
+    "gt": lambda col, v: col > v,
+    "gte": lambda col, v: col >= v,
+    "lt": lambda col, v: col < v,
+    "lte": lambda col, v: col <= v,
+    "in": lambda col, v: col.in_(v),
+    "between": lambda col, v: col.between(v[0], v[1]),
+    "exists": lambda col, v: sa.true(),
+    "contains": lambda col, v: sa.func.lower(col).contains(v.lower(), autoescape=True),
+    "starts_with": lambda col, v: sa.func.lower(col).startswith(v.lower(), autoescape=True),
+}
+
+# One compile function per kind of rule, keyed by its keyword (the checker's keys, in the same order).
+COMPILERS: dict[str, Compiler] = {
+    "all": _all_sql,
+    "any": _any_sql,
+    "not": _not_sql,
+    "segment": _segment_sql,
+    "attribute": _attribute_sql,
+    "event": _event_sql,
+    "in_list": _in_list_sql,
+    "app": _app_sql,
+    "bucket": _bucket_sql,
+    "stage": _stage_sql,
+}

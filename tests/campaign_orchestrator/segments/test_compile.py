@@ -128,3 +128,10 @@ def test_hostile_values_run_harmlessly_on_every_engine(any_warehouse):
                 expected = {"C1"} if rule.get("in") else set()
                 assert found == expected, (text, rule, found)
         assert conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 2
+
+
+def test_every_kind_of_rule_the_checker_knows_has_its_compile_function():
+    from campaign_orchestrator.definitions.rules import CHECKERS, NODE_KEYS
+    from campaign_orchestrator.segments.compile import COMPILERS
+
+    assert list(COMPILERS) == list(CHECKERS) == list(NODE_KEYS)

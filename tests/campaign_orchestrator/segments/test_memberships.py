@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from campaign_orchestrator.definitions.rules import LifecycleSpec, RuleError, Vocabulary, check_rule
+from campaign_orchestrator.definitions.rule_values import RuleError
+from campaign_orchestrator.definitions.rules import LifecycleSpec, Vocabulary, check_rule
 from campaign_orchestrator.segments.compile import compile_rule
 from campaign_orchestrator.segments.memberships import compute_memberships, estimate
 from campaign_orchestrator.warehouse.engine import hash32
