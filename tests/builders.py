@@ -170,3 +170,51 @@ def deliver_target_list(conn: Any, run_date: dt.date, now: dt.datetime) -> None:
             .where(t.run_date == run_date, ~already),
         )
     )
+
+
+def import_night(
+    engine: Engine, ctx: Any, config: Any, contracts: dict[str, Any], only: list[str] | None = None
+) -> Any:
+    """What the DAG's ingest tasks do, through the same entry points: validate every source (all
+    failures together), then publish them in one transaction."""
+    from campaign_orchestrator.ingest import ContractError, ImportFailed, publish, validate_source
+
+    staged, failures = [], []
+    for source, spec in config.all().items():
+        if only and source not in only:
+            continue
+        contract = contracts.get("lists" if source.startswith("list:") else source)
+        if contract is None:
+            failures.append(ContractError(source, spec.path or "query", "contract_exists", None, "no data contract"))
+            continue
+        try:
+            staged.append(validate_source(engine, ctx, source, spec, contract))
+        except ContractError as exc:
+            failures.append(exc)
+    if failures:
+        raise ImportFailed(failures)
+    publish(engine, ctx.run_date, staged, contracts)
+    return staged
+
+
+def state_counts(conn: Any, *where: Any) -> dict[str, int]:
+    """Messages per state in the ledger view's terms (all dates unless `where` narrows it)."""
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.outbox.ledger import message_ledger
+
+    ledger = message_ledger(*where)
+    return {
+        state: int(n) for state, n in conn.execute(sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state))
+    }
+
+
+def messages_in_state(conn: Any, state: str, *where: Any) -> list[Any]:
+    """(customer id, campaign id, destination, last error) of the messages in `state`."""
+    import sqlalchemy as sa
+
+    from campaign_orchestrator.outbox.ledger import message_ledger
+
+    ledger = message_ledger(*where)
+    columns = (ledger.c.customer_id, ledger.c.campaign_id, ledger.c.destination, ledger.c.last_error)
+    return list(conn.execute(sa.select(*columns).where(ledger.c.state == state)).all())

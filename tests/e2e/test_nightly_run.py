@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from campaign_orchestrator.connections import env_endpoint_resolver
 from campaign_orchestrator.definitions.loader import load_definitions
 from campaign_orchestrator.ingest.contracts import load_contracts, vocabulary
-from campaign_orchestrator.outbox.ledger import messages_in_state
 from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.run.stages import run_all
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine
 from campaign_orchestrator.warehouse.tables import outbox
+from tests.builders import messages_in_state
 from tests.e2e.conftest import RUN_DATE, not_allowed
 
 

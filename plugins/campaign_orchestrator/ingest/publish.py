@@ -11,11 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from campaign_orchestrator.ingest.consent import refresh_preference_state
-from campaign_orchestrator.ingest.contracts import Contract, ContractError
-from campaign_orchestrator.ingest.sources import (
-    SourcesConfig,
-)
-from campaign_orchestrator.ingest.validate import ImportContext, ImportFailed, StagedSource, _target, validate_source
+from campaign_orchestrator.ingest.contracts import Contract
+from campaign_orchestrator.ingest.validate import StagedSource, _target
 from campaign_orchestrator.warehouse.bulk import (
     analyze_tables,
     empty_table,
@@ -78,30 +75,3 @@ def _merge(conn: Connection, table: sa.Table, path: Path, bools: frozenset[str])
     load_csv_file(conn, scratch, path, bools)
     insert_ignore_from(conn, table, scratch, [c.name for c in table.c])
     scratch.drop(conn)
-
-
-def import_sources(
-    engine: Engine,
-    ctx: ImportContext,
-    config: SourcesConfig,
-    contracts: dict[str, Contract],
-    only: list[str] | None = None,
-) -> list[StagedSource]:
-    """Validate every source, then publish them all; if any breaks, raise and publish nothing."""
-    staged: list[StagedSource] = []
-    failures: list[ContractError] = []
-    for source, spec in config.all().items():
-        if only and source not in only:
-            continue
-        contract = contracts.get("lists" if source.startswith("list:") else source)
-        if contract is None:
-            failures.append(ContractError(source, spec.path or "query", "contract_exists", None, "no data contract"))
-            continue
-        try:
-            staged.append(validate_source(engine, ctx, source, spec, contract))
-        except ContractError as exc:
-            failures.append(exc)
-    if failures:
-        raise ImportFailed(failures)
-    publish(engine, ctx.run_date, staged, contracts)
-    return staged

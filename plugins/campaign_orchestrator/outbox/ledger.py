@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -57,25 +56,6 @@ def ledger_counts(conn: Connection, run_date: dt.date) -> dict[str, dict[str, in
     for campaign_id, state, count in rows:
         out.setdefault(campaign_id, {})[state] = int(count)
     return out
-
-
-def state_counts(conn: Connection, *where: sa.ColumnElement[bool]) -> dict[str, int]:
-    """Messages per effective state (all dates unless `where` narrows it)."""
-    ledger = message_ledger(*where)
-    rows = conn.execute(sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state))
-    return {state: int(n) for state, n in rows}
-
-
-def messages_in_state(conn: Connection, state: str, *where: sa.ColumnElement[bool]) -> list[Any]:
-    """(customer id, campaign id, destination, last error) of the messages in `state`."""
-    ledger = message_ledger(*where)
-    return list(
-        conn.execute(
-            sa.select(ledger.c.customer_id, ledger.c.campaign_id, ledger.c.destination, ledger.c.last_error).where(
-                ledger.c.state == state
-            )
-        ).all()
-    )
 
 
 _GAVE_UP = re.compile(r"^gave up after \d+ attempts: ")

@@ -13,12 +13,11 @@ from campaign_orchestrator.definitions.rules import Vocabulary
 from campaign_orchestrator.delivery import deliver_shard
 from campaign_orchestrator.delivery.provider import Batch, Message, ProviderClient, TokenBucket
 from campaign_orchestrator.outbox.ids import message_id
-from campaign_orchestrator.outbox.ledger import messages_in_state, state_counts
 from campaign_orchestrator.render.render import render_outbox
 from campaign_orchestrator.segments.memberships import compute_memberships
 from campaign_orchestrator.targeting.arbitration import build_target_lists
 from campaign_orchestrator.warehouse.tables import delivery_batches, inapp_messages, outbox
-from tests.builders import customer, definitions, load
+from tests.builders import customer, definitions, load, messages_in_state, state_counts
 
 RUN = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 2, 0)

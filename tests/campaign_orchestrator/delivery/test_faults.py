@@ -29,10 +29,9 @@ from campaign_orchestrator.connections import ProviderEndpoint
 from campaign_orchestrator.definitions.loader import load_definitions
 from campaign_orchestrator.delivery.dispatcher import ShardDelivery
 from campaign_orchestrator.ingest.contracts import load_contracts, template_variables, vocabulary
-from campaign_orchestrator.outbox.ledger import messages_in_state, state_counts
 from campaign_orchestrator.render.render import render_outbox
 from campaign_orchestrator.warehouse.tables import inapp_messages, target_list
-from tests.builders import customer, load
+from tests.builders import customer, load, messages_in_state, state_counts
 
 RUN = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 12, 0)

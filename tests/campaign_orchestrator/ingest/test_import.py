@@ -19,7 +19,6 @@ import pytest
 import sqlalchemy as sa
 
 from campaign_orchestrator.ingest.contracts import ContractError, load_contracts
-from campaign_orchestrator.ingest.publish import import_sources
 from campaign_orchestrator.ingest.sources import SourcesConfig
 from campaign_orchestrator.ingest.validate import ImportContext, ImportFailed
 from campaign_orchestrator.warehouse.tables import (
@@ -30,6 +29,7 @@ from campaign_orchestrator.warehouse.tables import (
     preferences,
     quarantine,
 )
+from tests.builders import import_night
 
 NIGHT1 = dt.date(2026, 11, 21)
 NIGHT2 = dt.date(2026, 11, 22)
@@ -89,7 +89,7 @@ CONFIG = SourcesConfig.model_validate({"sources": {"customers": {"path": "custom
 
 def run_import(engine, folder: Path, night: dt.date, contracts, config: SourcesConfig = CONFIG):
     ctx = ImportContext(run_date=night, sources_dir=folder, archive_dir=folder.parent / "archive" / night.isoformat())
-    return import_sources(engine, ctx, config, contracts)
+    return import_night(engine, ctx, config, contracts)
 
 
 def table_rows(engine, table) -> list[tuple]:
@@ -406,7 +406,7 @@ def test_a_replay_from_the_archive_gives_the_same_tables(warehouse, tmp_path, co
     ctx = ImportContext(
         run_date=NIGHT1, sources_dir=folder, archive_dir=tmp_path / "archive" / NIGHT1.isoformat(), from_archive=True
     )
-    import_sources(warehouse, ctx, CONFIG, contracts)
+    import_night(warehouse, ctx, CONFIG, contracts)
     assert table_rows(warehouse, customers) == first and len(first) == N - 1
 
 

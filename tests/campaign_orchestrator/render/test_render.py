@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 from campaign_orchestrator.definitions.settings import RenderSettings
 from campaign_orchestrator.definitions.templates import Template
 from campaign_orchestrator.outbox.ids import MESSAGE_NAMESPACE, message_id
-from campaign_orchestrator.outbox.ledger import messages_in_state, state_counts
 from campaign_orchestrator.render.render import render_outbox
 from campaign_orchestrator.reporting.report import build_run_report, render_markdown
 from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.warehouse.tables import delivery_batches, outbox, render_errors, target_list
-from tests.builders import customer, definitions, load
+from tests.builders import customer, definitions, load, messages_in_state, state_counts
 
 RUN = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 2, 0)
