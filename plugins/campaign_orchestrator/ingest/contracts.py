@@ -15,6 +15,7 @@ Great Expectations is imported lazily: importing it costs seconds, and DAG parsi
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -117,6 +118,9 @@ class Contract:
     def _validation(self) -> Any:
         """A GX validation definition built once per contract and reused for every chunk."""
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        # GX logs every metric it registers at INFO (two hundred lines a task): keep its warnings only,
+        # so a task's log shows the import's own lines.
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from campaign_orchestrator.definitions.campaigns import Campaign
 from campaign_orchestrator.definitions.loader import Definitions
 from campaign_orchestrator.outbox.ledger import standing_messages
+from campaign_orchestrator.targeting.funnel import ExclusionReason
 from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
 from campaign_orchestrator.warehouse.tables import (
     app_installs,
@@ -98,7 +99,7 @@ def candidates_select(campaign: Campaign, definitions: Definitions, run_date: dt
             ),
         )
     )
-    reasons: list[tuple[sa.ColumnElement[bool], str]] = [
+    reasons: list[tuple[sa.ColumnElement[bool], ExclusionReason]] = [
         (suppressions.c.customer_id.is_not(None), "suppressed"),
         (pref.c.customer_id.is_(None), "not_opted_in"),
     ]

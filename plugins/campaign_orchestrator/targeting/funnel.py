@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +18,8 @@ from campaign_orchestrator.warehouse.tables import (
     target_list,
 )
 
-REASONS = (
+# Why a segment member is not targeted: one reason each, the first that applies in this order.
+ExclusionReason = Literal[
     "suppressed",
     "not_opted_in",
     "no_device",
@@ -27,14 +28,15 @@ REASONS = (
     "capped_campaign",
     "capped_global",
     "lost_arbitration",
-)
+]
+REASONS: tuple[ExclusionReason, ...] = get_args(ExclusionReason)
 
 
 @dataclass
 class Funnel:
     campaign_id: str
     segment_size: int = 0
-    excluded: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)  # ExclusionReason -> members
     targeted: int = 0  # kept ones included
     kept: int = 0  # on the target list because an earlier run's message already stands
 
