@@ -9,10 +9,11 @@ WAREHOUSE ?=
 
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: help install demo test test-fast lint typecheck bench schema clean stack-test
+.PHONY: help install demo ui test test-fast lint typecheck bench schema clean stack-test
 
 help:
 	@echo "make demo        generate sample data, run the nightly DAG through Airflow, print the summary"
+	@echo "make ui          Airflow's UI on the demo's night (after make demo): tasks and their logs"
 	@echo "make test        the test suite (SQLite always; PostgreSQL and MariaDB when reachable)"
 	@echo "make lint        ruff + mypy"
 	@echo "make stack-test  the compose topology as processes: Airflow (CeleryExecutor), PostgreSQL, Redis, simulator"
@@ -30,13 +31,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/campaigns-dev demo --customers $${DEMO_CUSTOMERS:-20000}
 
+ui: $(STAMP)
+	$(BIN)/campaigns-dev ui $(if $(PORT),--port $(PORT),)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not airflow" $(PYTEST_ARGS)
 
-stack-test: $(STAMP)
+stack-ui: $(STAMP)
+	$(BIN)/campaigns-dev ui $(if $(PORT),--port $(PORT),)
+
+test: $(STAMP)
 	$(BIN)/campaigns-dev stack-test --workdir .stack
 
 lint: $(STAMP)

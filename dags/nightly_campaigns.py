@@ -67,6 +67,11 @@ def _fail_fast(exc: BaseException) -> NoReturn:
     raise AirflowFailException(str(exc)) from exc
 
 
+VALIDATE_SOURCE_DOC = "Check one source against its data contract and stage it; nothing live changes."
+DELIVER_DOC = (
+    "Deliver one outbox shard exactly once; fails (and is retried) while messages stay pending or failed; "
+    "a connection that cannot make a request fails at once, having claimed nothing."
+)
 T = TypeVar("T")
 
 
@@ -111,7 +116,7 @@ def nightly_campaigns() -> None:
             """The night's inputs (sources and static lists), one mapped task each."""
             return _engine(lambda: _night().source_names(_run(context)))
 
-        @task(map_index_template="{{ source }}")
+        @task(map_index_template="{{ source }}", doc_md=VALIDATE_SOURCE_DOC)  # mapped: the docstring is not used
         def validate_source(source: str, **context: Any) -> dict[str, Any]:
             """Check one source against its data contract and stage it; nothing live changes."""
             return _engine(lambda: _night().validate_source_stage(_run(context), source))
@@ -148,7 +153,7 @@ def nightly_campaigns() -> None:
         """The outbox shards, one mapped deliver task each."""
         return _engine(lambda: _night().delivery_shards(_run(context)))
 
-    @task(max_active_tis_per_dagrun=16, map_index_template="shard {{ shard }}")
+    @task(max_active_tis_per_dagrun=16, map_index_template="shard {{ shard }}", doc_md=DELIVER_DOC)
     def deliver(shard: int, **context: Any) -> dict[str, Any]:
         """Deliver one outbox shard exactly once; fails (and is retried) while messages stay pending or
         failed; a connection that cannot make a request fails at once, having claimed nothing."""

@@ -148,3 +148,15 @@ def stack_test(workdir: Path, customers: int, run_date: dt.date | None) -> None:
         f"(simulator: {sim['recipients']} recipients), {result['inapp_rows']} in-app rows; per night: {nights}; "
         "every process stopped"
     )
+
+
+@main.command()
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workdir", default=".demo", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+def ui(port: int, workdir: Path) -> None:
+    """Airflow's UI on the demo's home (after `make demo`): the night, its tasks and their logs."""
+    from campaign_devtools.airflow_home import serve_ui
+    from campaign_devtools.demo import demo_env
+
+    project = Path.cwd().resolve()
+    serve_ui(project / ".airflow", demo_env(project, workdir.resolve()), port)

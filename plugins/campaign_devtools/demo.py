@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from campaign_devtools.airflow_home import file_task_logs, write_airflow_cfg
 from campaign_devtools.demo_data import generate
 
 
@@ -118,6 +119,17 @@ def dags_test(env: dict[str, str], run_date: dt.date, log_path: Path) -> None:
     _airflow(["dags", "test", "nightly_campaigns", run_date.isoformat()], env, log_path, timeout=900)
 
 
+def demo_env(project: Path, workdir: Path) -> dict[str, str]:
+    """The environment the demo's night ran with: Airflow's home in the project, the demo warehouse."""
+    env = airflow_env(project, project / ".airflow")
+    env.update(
+        CAMPAIGNS_WAREHOUSE_URL=f"sqlite:///{workdir / 'warehouse.sqlite'}",
+        CAMPAIGNS_SOURCES_DIR=str(workdir / "sources"),
+        CAMPAIGNS_REPORTS_DIR=str(workdir / "reports"),
+    )
+    return env
+
+
 def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | None = None) -> Path:
     project = (project or Path.cwd()).resolve()
     if not (project / "dags" / "nightly_campaigns.py").exists():
@@ -143,6 +155,7 @@ def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | N
         CAMPAIGNS_SOURCES_DIR=str(sources),
         CAMPAIGNS_REPORTS_DIR=str(reports),
     )
+    write_airflow_cfg(airflow_home, project)  # so `make ui` (or any airflow command) sees the same settings
     if not (airflow_home / "airflow.db").exists():
         print("[demo] creating Airflow's metadata DB (first run only)", flush=True)
     ensure_airflow_db(env, workdir / "airflow_db_migrate.log")
@@ -155,6 +168,8 @@ def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | N
         )
         dags_test(env, run_date, workdir / "airflow_dags_test.log")
         stats = simulator_stats(base_url)
+    filed = file_task_logs(workdir / "airflow_dags_test.log", airflow_home / "logs")
+    print(f"[demo] {len(filed)} task logs filed for the UI (make ui)", flush=True)
     print(
         f"[demo] the provider simulator received {stats['recipients']} recipients in {stats['requests']} requests "
         f"({stats['duplicates']} duplicates, {stats['scheduled']} scheduled for later)",

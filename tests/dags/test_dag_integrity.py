@@ -80,3 +80,10 @@ def test_parsing_touches_no_database_variable_connection_or_heavy_module(tmp_pat
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "HEAVY []" in result.stdout
+
+
+def test_every_task_has_a_one_line_doc_and_mapped_ones_a_label(dagbag):
+    dag = dagbag.dags["nightly_campaigns"]
+    assert [t.task_id for t in dag.tasks if not (t.doc_md or "").strip()] == []
+    assert dag.get_task("deliver").map_index_template == "shard {{ shard }}"
+    assert dag.get_task("ingest.validate_source").map_index_template == "{{ source }}"

@@ -18,6 +18,16 @@ from campaign_orchestrator.cli.options import (
     warehouse_option,
 )
 from campaign_orchestrator.clock import today
+from campaign_orchestrator.definitions.loader import DefinitionError, load_definitions
+from campaign_orchestrator.ingest.contracts import load_contracts, template_samples, template_variables, vocabulary
+from campaign_orchestrator.ingest.sources import load_sources_config
+from campaign_orchestrator.render.compiled import RenderError
+from campaign_orchestrator.render.lint import lint_templates
+from campaign_orchestrator.render.preview import PreviewError, as_html, as_text, preview_campaign
+from campaign_orchestrator.run.context import Run
+from campaign_orchestrator.run.stages import plan_stage
+from campaign_orchestrator.segments.memberships import estimate as estimate_segment
+from campaign_orchestrator.targeting.funnel import REASONS
 
 
 @click.command()
@@ -29,10 +39,6 @@ from campaign_orchestrator.clock import today
 def plan(run_date: dt.date, warehouse: str, config_dir: Path, contracts_dir: Path, sample_size: int) -> None:
     """What a night would send: per campaign, the funnel from segment to targeted with every reason,
     and a sample of target rows. Reads the current warehouse; renders and sends nothing."""
-    from campaign_orchestrator.definitions.loader import DefinitionError
-    from campaign_orchestrator.run.context import Run
-    from campaign_orchestrator.run.stages import plan_stage
-    from campaign_orchestrator.targeting.funnel import REASONS
 
     run = Run(run_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
     try:
@@ -77,11 +83,6 @@ def preview(
 ) -> None:
     """A campaign's message rendered for real customers (by id, or a sample of its target list),
     in the terminal and optionally as an HTML page of push, in-app and email mock-ups. Sends nothing."""
-    from campaign_orchestrator.definitions.loader import DefinitionError
-    from campaign_orchestrator.ingest.contracts import template_variables
-    from campaign_orchestrator.render.compiled import RenderError
-    from campaign_orchestrator.render.preview import PreviewError, as_html, as_text, preview_campaign
-    from campaign_orchestrator.run.context import Run
 
     day = run_date or today()
     run = Run(run_config(day, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
@@ -122,10 +123,6 @@ def estimate(
     """How many customers a segment has on the current data, the change since its last run, a sample."""
     import time
 
-    from campaign_orchestrator.definitions.loader import DefinitionError
-    from campaign_orchestrator.run.context import Run
-    from campaign_orchestrator.segments.memberships import estimate as estimate_segment
-
     when = run_date or today()
     run = Run(run_config(when, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
     try:
@@ -153,10 +150,6 @@ def estimate(
 @contracts_option
 def validate(config_dir: Path, contracts_dir: Path) -> None:
     """Check every definition in the marketing folder against the data contracts."""
-    from campaign_orchestrator.definitions.loader import DefinitionError, load_definitions
-    from campaign_orchestrator.ingest.contracts import load_contracts, template_samples, template_variables, vocabulary
-    from campaign_orchestrator.ingest.sources import load_sources_config
-    from campaign_orchestrator.render.lint import lint_templates
 
     contracts = load_contracts(contracts_dir)
     try:

@@ -21,6 +21,15 @@ from campaign_orchestrator.cli.options import (
     warehouse_option,
 )
 from campaign_orchestrator.clock import today
+from campaign_orchestrator.definitions.loader import DefinitionError
+from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
+from campaign_orchestrator.delivery.report import DeliveryIncomplete, cause_lines
+from campaign_orchestrator.ingest.contracts import ContractError
+from campaign_orchestrator.reporting.report import rerendered_counts, summary_table
+from campaign_orchestrator.run.context import Run, delivery_shards
+from campaign_orchestrator.run.stages import deliver_stage, import_stage, notices_stage, run_all
+from campaign_orchestrator.run.status import CampaignsHeld
+from campaign_orchestrator.warehouse.ddl import ddl
 
 
 @click.command()
@@ -41,12 +50,6 @@ def run(
     archive_dir: Path,
 ) -> None:
     """Run the whole nightly pipeline for one date, as the DAG does."""
-    from campaign_orchestrator.definitions.loader import DefinitionError
-    from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
-    from campaign_orchestrator.delivery.report import DeliveryIncomplete
-    from campaign_orchestrator.ingest.contracts import ContractError
-    from campaign_orchestrator.run.stages import run_all
-    from campaign_orchestrator.run.status import CampaignsHeld
 
     config = run_config(
         run_date,
@@ -88,10 +91,6 @@ def deliver(
     """Deliver a date's outbox (all shards, or the ones given): what the DAG's mapped deliver tasks
     do. Safe to run again, and next to another worker: only rows not yet sent are sent, once.
     Exits non-zero, naming the causes, when messages are still pending or failed at the end."""
-    from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
-    from campaign_orchestrator.delivery.report import DeliveryIncomplete
-    from campaign_orchestrator.run.context import Run, delivery_shards
-    from campaign_orchestrator.run.stages import deliver_stage
 
     run = Run(run_config(run_date, warehouse_url=warehouse, config_dir=config_dir, contracts_dir=contracts_dir))
     all_shards = delivery_shards(run)
@@ -117,7 +116,6 @@ def deliver(
 def delivery_summary(details: list[dict[str, Any]]) -> str:
     """What this attempt did, then the date's messages per state in these shards and why the unsent
     ones are not sent."""
-    from campaign_orchestrator.delivery.report import DeliveryIncomplete, cause_lines
 
     def total(key: str) -> float:
         return sum(sum(v.values()) if isinstance(v := d.get(key) or 0, dict) else float(v) for d in details)
@@ -140,9 +138,6 @@ def delivery_summary(details: list[dict[str, Any]]) -> str:
 @contracts_option
 def notices(warehouse: str, config_dir: Path, contracts_dir: Path) -> None:
     """Publish marketing/public_messages.yaml to the in-app message store now (outages, forced updates)."""
-    from campaign_orchestrator.definitions.loader import DefinitionError
-    from campaign_orchestrator.run.context import Run
-    from campaign_orchestrator.run.stages import notices_stage
 
     day = today()
     try:
@@ -178,9 +173,6 @@ def import_command(
     workers: int,
 ) -> None:
     """Import the night's sources through their data contracts (validate all, then publish all)."""
-    from campaign_orchestrator.ingest.contracts import ContractError
-    from campaign_orchestrator.run.context import Run
-    from campaign_orchestrator.run.stages import import_stage
 
     config = run_config(
         run_date, warehouse_url=warehouse, contracts_dir=contracts_dir, sources_dir=sources_dir, archive_dir=archive_dir
@@ -206,7 +198,6 @@ def import_table(sources: Any) -> str:
 
 
 def print_run_summary(report_path: Path) -> None:
-    from campaign_orchestrator.reporting.report import summary_table
 
     report = json.loads(report_path.read_text(encoding="utf-8"))
     click.echo(f"\nRun {report['run_date']} ({report['warehouse']})\n")
@@ -227,7 +218,6 @@ def print_run_summary(report_path: Path) -> None:
             f"  {totals['kept']} targeted messages were kept from an earlier run of the date: already sent or "
             "under way, they counted against tonight's caps."
         )
-    from campaign_orchestrator.reporting.report import rerendered_counts
 
     again, kept_text = rerendered_counts(report)
     if again or kept_text:
@@ -240,7 +230,6 @@ def print_run_summary(report_path: Path) -> None:
             f"  {totals['delivered_not_targeted']} messages delivered by an earlier run of the date went to "
             "customers tonight's lists no longer hold."
         )
-    from campaign_orchestrator.delivery.report import cause_lines
 
     for line in cause_lines(report.get("not_delivered") or {}):
         click.echo(f"  {line}")
@@ -266,6 +255,5 @@ def schema(dialect: str, json_dir: Path | None) -> None:
         for name, doc in json_schemas().items():
             (json_dir / f"{name}.schema.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
-    from campaign_orchestrator.warehouse.ddl import ddl
 
     click.echo(ddl(dialect), nl=False)

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from campaign_orchestrator.warehouse.engine import DEFAULT_WAREHOUSE_URL
+from campaign_orchestrator.run.context import RunConfig
+from campaign_orchestrator.warehouse.engine import DEFAULT_WAREHOUSE_URL, redacted
 
 
 def parse_date(_ctx: Any, _param: Any, value: str | None) -> dt.date | None:
@@ -79,8 +80,6 @@ archive_option = click.option(
 def run_config(run_date: dt.date, **kwargs: Any) -> Any:
     """The run's config from the options; says on stderr which warehouse it uses (the default, a
     file in the current folder, is easy to use by mistake)."""
-    from campaign_orchestrator.run.context import RunConfig
-    from campaign_orchestrator.warehouse.engine import redacted
 
     config = RunConfig(run_date=run_date, **{k: v for k, v in kwargs.items() if v is not None})
     default = " (the default: --warehouse or CAMPAIGNS_WAREHOUSE_URL to choose another)"

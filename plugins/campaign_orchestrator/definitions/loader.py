@@ -24,6 +24,9 @@ from campaign_orchestrator.definitions.campaigns import (  # noqa: F401 - re-exp
     check_zone,
 )
 from campaign_orchestrator.definitions.deep_links import DeepLinkRegistry, load_registry
+from campaign_orchestrator.definitions.public_messages import load_public_messages
+from campaign_orchestrator.definitions.rule_values import RuleError
+from campaign_orchestrator.definitions.rules import LifecycleSpec, Vocabulary, check_rule, evaluation_order
 from campaign_orchestrator.definitions.settings import Settings
 from campaign_orchestrator.definitions.templates import Template
 from campaign_orchestrator.definitions.yaml_files import (
@@ -85,7 +88,6 @@ class Definitions:
         return {sid: seg.rule for sid, seg in self.segments.items()}
 
     def lifecycle_specs(self) -> list[Any]:
-        from campaign_orchestrator.definitions.rules import LifecycleSpec
 
         return [LifecycleSpec(lc.id, tuple(lc.stages), lc.otherwise) for lc in self.lifecycles.values()]
 
@@ -125,7 +127,6 @@ class _Loader:
         self.located: dict[str, tuple[YamlDoc, PathKey]] = {}  # definition -> its file's lines, its path
 
     def load(self, vocabulary: Any) -> Definitions:
-        from campaign_orchestrator.definitions.public_messages import load_public_messages
 
         settings, settings_ok = self.settings()
         segments: dict[str, Segment] = self.kind("segments", "segments", Segment)
@@ -199,9 +200,6 @@ class _Loader:
         """Lifecycle stages name segments, rules check against the vocabulary, no cycles; the vocabulary
         with the folder's segments and lifecycles added."""
         import dataclasses
-
-        from campaign_orchestrator.definitions.rule_values import RuleError
-        from campaign_orchestrator.definitions.rules import LifecycleSpec, Vocabulary, check_rule, evaluation_order
 
         for lc in lifecycles.values():
             for i, stage in enumerate(lc.stages):

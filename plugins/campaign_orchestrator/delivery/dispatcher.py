@@ -47,6 +47,7 @@ from campaign_orchestrator.delivery.outcomes import OutcomeRecorder
 from campaign_orchestrator.delivery.provider import Batch, BatchOutcome, Message, ProviderClient, TokenBucket
 from campaign_orchestrator.delivery.report import DeliveryReport
 from campaign_orchestrator.errors import CampaignError, InvalidInput
+from campaign_orchestrator.outbox.ledger import unsent_causes
 from campaign_orchestrator.warehouse.bulk import set_by_key
 from campaign_orchestrator.warehouse.tables import delivery_batches, outbox
 
@@ -308,7 +309,6 @@ class ShardDelivery:
 
     def _tally(self) -> None:
         """The shard's messages per state after this attempt, and the causes of those not sent."""
-        from campaign_orchestrator.outbox.ledger import unsent_causes
 
         with self.engine.connect() as conn:
             self.report.remaining, self.report.causes = unsent_causes(

@@ -89,7 +89,6 @@ class DeliveryIncomplete(CampaignError):
     `details` are the deliver stages' details (remaining per state, causes)."""
 
     def __init__(self, details: list[dict[str, Any]]) -> None:
-        from campaign_orchestrator.delivery.report import cause_lines
 
         self.details = details
         self.remaining: dict[str, int] = {}

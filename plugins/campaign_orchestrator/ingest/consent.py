@@ -9,12 +9,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaign_orchestrator.warehouse.bulk import empty_table, indexes_deferred
 from campaign_orchestrator.warehouse.tables import preference_state, preferences
 
 
 def refresh_preference_state(conn: Connection) -> int:
     """Rebuild the state: per (customer, channel) the newest change; at a tie the opt-out."""
-    from campaign_orchestrator.warehouse.bulk import empty_table, indexes_deferred
 
     ranked = sa.select(
         preferences.c.customer_id,

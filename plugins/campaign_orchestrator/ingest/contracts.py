@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from campaign_orchestrator.definitions.rules import Vocabulary
 from campaign_orchestrator.errors import CampaignError, InvalidInput
 
 if TYPE_CHECKING:  # pandas costs half a second to import: `campaigns validate` never needs it
@@ -312,7 +313,6 @@ EVENT_FIXED_COLUMNS = {"customer_id", "name", "ts"}
 
 def vocabulary(contracts: dict[str, Contract], lists: frozenset[str] | None = None) -> Any:
     """What segment rules may name, from the contracts: profile attributes, event properties."""
-    from campaign_orchestrator.definitions.rules import Vocabulary
 
     event_contract = contracts.get("events")
     properties = (

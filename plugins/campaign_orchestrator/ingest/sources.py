@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from campaign_orchestrator.definitions.base import StrictModel
 from campaign_orchestrator.errors import CampaignError, InvalidInput
+from campaign_orchestrator.warehouse.engine import create_warehouse_engine, redacted
 
 if TYPE_CHECKING:  # imported where files are read: reading the configuration stays light
     import pandas as pd
@@ -240,8 +241,6 @@ def _parquet_chunks(path: Path) -> Iterator[pd.DataFrame]:
 def _sql_chunks(spec: SourceSpec, run_date: dt.date, resolve_url: UrlResolver) -> Iterator[pd.DataFrame]:
     import pandas as pd
     import sqlalchemy as sa
-
-    from campaign_orchestrator.warehouse.engine import create_warehouse_engine, redacted
 
     url = spec.url or resolve_url(str(spec.connection_id))
     engine = create_warehouse_engine(url)

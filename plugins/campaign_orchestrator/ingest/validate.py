@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported where rows are read: the package is imported by li
     import pandas as pd
 
 from campaign_orchestrator.clock import utcnow
+from campaign_orchestrator.connections import env_url_resolver
 from campaign_orchestrator.ingest.contracts import Contract, ContractError
 from campaign_orchestrator.ingest.sources import (
     ArchiveWriter,
@@ -82,7 +83,6 @@ class ImportContext:
 
 
 def _no_resolver(conn_id: str) -> str:
-    from campaign_orchestrator.connections import env_url_resolver
 
     return env_url_resolver(conn_id)
 

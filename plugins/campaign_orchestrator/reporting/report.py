@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.definitions.loader import Definitions
+from campaign_orchestrator.delivery.report import cause_lines
 from campaign_orchestrator.outbox.ledger import ledger_counts, message_ledger, unsent_causes
 from campaign_orchestrator.targeting.funnel import funnels
 from campaign_orchestrator.warehouse.engine import redacted
@@ -313,7 +314,6 @@ def _rerender_lines(report: dict[str, Any]) -> list[str]:
 
 def _not_delivered_lines(report: dict[str, Any]) -> list[str]:
     """The causes of what is not delivered, commonest first: the first thing to read on a red night."""
-    from campaign_orchestrator.delivery.report import cause_lines
 
     causes = report.get("not_delivered") or {}
     if not causes:

@@ -21,6 +21,7 @@ from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.connections import env_url_resolver
 from campaign_orchestrator.definitions.loader import Definitions, load_definitions
 from campaign_orchestrator.ingest import contracts as contracts_mod
+from campaign_orchestrator.ingest.sources import load_sources_config
 from campaign_orchestrator.warehouse.engine import (
     DEFAULT_WAREHOUSE_URL,
     create_warehouse_engine,
@@ -114,7 +115,6 @@ class Run:
 
 
 def sources_config(run: Run) -> Any:
-    from campaign_orchestrator.ingest.sources import load_sources_config
 
     return load_sources_config(run.config.contracts_dir / "sources.yaml")
 

@@ -14,11 +14,23 @@ from typing import Any
 
 from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.connections import EndpointResolver, env_endpoint_resolver
+from campaign_orchestrator.definitions.loader import DefinitionError
+from campaign_orchestrator.delivery import deliver_shard
+from campaign_orchestrator.delivery.notices import publish_public_messages
 from campaign_orchestrator.delivery.report import DeliveryIncomplete
 from campaign_orchestrator.ingest import contracts as contracts_mod
+from campaign_orchestrator.ingest.contracts import ContractError
+from campaign_orchestrator.ingest.publish import publish
+from campaign_orchestrator.ingest.validate import ImportContext, ImportFailed, StagedSource, validate_source
+from campaign_orchestrator.render.lint import lint_templates
+from campaign_orchestrator.render.render import render_outbox
+from campaign_orchestrator.reporting.report import write_run_report
 from campaign_orchestrator.run.context import Run, RunConfig, delivery_shards, sources_config
 from campaign_orchestrator.run.status import finish_night, require_rendered
+from campaign_orchestrator.segments.memberships import compute_memberships
+from campaign_orchestrator.targeting.arbitration import build_target_lists
 from campaign_orchestrator.warehouse.bulk import tune_bulk_transaction
+from campaign_orchestrator.warehouse.tables import target_list
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +40,6 @@ log = logging.getLogger(__name__)
 
 def validate_definitions(run: Run) -> dict[str, Any]:
     """Fail early, before any data moves, if a segment, campaign or template is wrong."""
-    from campaign_orchestrator.definitions.loader import DefinitionError
-    from campaign_orchestrator.render.lint import lint_templates
 
     with run.stage("validate") as detail:
         defs = run.definitions
@@ -51,7 +61,6 @@ def validate_definitions(run: Run) -> dict[str, Any]:
 
 
 def _import_context(run: Run, from_archive: bool = False) -> Any:
-    from campaign_orchestrator.ingest.validate import ImportContext
 
     return ImportContext(
         run_date=run.config.run_date,
@@ -69,7 +78,6 @@ def source_names(run: Run) -> list[str]:
 
 def validate_source_stage(run: Run, source: str, from_archive: bool = False) -> dict[str, Any]:
     """Check one source against its contract and stage it; nothing live changes."""
-    from campaign_orchestrator.ingest.validate import validate_source
 
     with run.stage(f"validate[{source}]") as detail:
         spec = sources_config(run).all()[source]
@@ -83,9 +91,6 @@ def validate_source_stage(run: Run, source: str, from_archive: bool = False) -> 
 def publish_stage(run: Run, staged: list[dict[str, Any]]) -> dict[str, Any]:
     """Load every staged source into the live tables in one transaction."""
     import dataclasses
-
-    from campaign_orchestrator.ingest.publish import publish
-    from campaign_orchestrator.ingest.validate import StagedSource
 
     names = {f.name for f in dataclasses.fields(StagedSource)}
     with run.stage("publish") as detail:
@@ -107,9 +112,6 @@ def import_stage(run: Run, from_archive: bool = False, workers: int | None = Non
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
-
-    from campaign_orchestrator.ingest.contracts import ContractError
-    from campaign_orchestrator.ingest.validate import ImportFailed
 
     names = source_names(run)
     # One process by default: a validating process peaks around 650 MB on million-row files, so
@@ -138,7 +140,6 @@ def import_stage(run: Run, from_archive: bool = False, workers: int | None = Non
 
 
 def segments_stage(run: Run) -> dict[str, Any]:
-    from campaign_orchestrator.segments.memberships import compute_memberships
 
     with run.stage("segments") as detail, run.engine.begin() as conn:
         tune_bulk_transaction(conn)
@@ -149,7 +150,6 @@ def segments_stage(run: Run) -> dict[str, Any]:
 
 
 def targets_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
-    from campaign_orchestrator.targeting.arbitration import build_target_lists
 
     with run.stage("targets") as detail, run.engine.begin() as conn:
         tune_bulk_transaction(conn)
@@ -163,8 +163,6 @@ def plan_stage(run: Run, now: dt.datetime | None = None, sample_size: int = 5) -
     """Segments and target lists for the run date on the current warehouse, and a sample of each
     list: what a night would send, computed without rendering or sending anything."""
     import sqlalchemy as sa
-
-    from campaign_orchestrator.warehouse.tables import target_list
 
     segments_stage(run)
     detail = targets_stage(run, now)
@@ -186,7 +184,6 @@ def plan_stage(run: Run, now: dt.datetime | None = None, sample_size: int = 5) -
 
 
 def render_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
-    from campaign_orchestrator.render.render import render_outbox
 
     with run.stage("render") as detail:
         report = render_outbox(
@@ -204,7 +201,6 @@ def render_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
 
 def notices_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
     """Publish the public in-app notices (outages, forced updates) to the message store."""
-    from campaign_orchestrator.delivery.notices import publish_public_messages
 
     with run.stage("notices") as detail:
         with run.engine.begin() as conn:
@@ -222,7 +218,6 @@ def deliver_stage(
     Raises DeliveryIncomplete, after recording the stage, when messages of the shard are still
     pending or failed at the end: the task fails, so Airflow retries it, and the night is red
     until they are sent."""
-    from campaign_orchestrator.delivery import deliver_shard
 
     require_rendered(run)
     with run.stage(f"deliver[{shard}]") as detail:
@@ -245,7 +240,6 @@ def deliver_stage(
 
 
 def report_stage(run: Run) -> Path:
-    from campaign_orchestrator.reporting.report import write_run_report
 
     with run.stage("report") as detail:
         path = write_run_report(run.engine, run.definitions, run.config)

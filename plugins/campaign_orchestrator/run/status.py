@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 from campaign_orchestrator.errors import CampaignError, NightIncomplete
+from campaign_orchestrator.outbox.ledger import message_ledger
 from campaign_orchestrator.run.context import Run, delivery_shards
-from campaign_orchestrator.warehouse.tables import run_log
+from campaign_orchestrator.warehouse.tables import outbox, run_log
 
 
 class NotRendered(CampaignError):
@@ -35,9 +36,6 @@ def require_rendered(run: Run) -> None:
 def held_campaigns(run: Run) -> dict[str, int]:
     """Campaigns of this run held back because too many of their messages failed to render."""
     import sqlalchemy as sa
-
-    from campaign_orchestrator.outbox.ledger import message_ledger
-    from campaign_orchestrator.warehouse.tables import outbox
 
     ledger = message_ledger(outbox.c.run_date == run.config.run_date)
     with run.engine.connect() as conn:

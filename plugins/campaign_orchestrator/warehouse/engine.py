@@ -17,6 +17,7 @@ from sqlalchemy.engine.url import URL, make_url
 
 from campaign_orchestrator.errors import CampaignError, InvalidInput
 from campaign_orchestrator.warehouse.tables import metadata
+from campaign_orchestrator.warehouse.views import create_view, drop_view
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///warehouse.sqlite"
 
@@ -93,7 +94,6 @@ def create_warehouse_engine(url: str | URL | None = None) -> Engine:
 
 
 def ensure_schema(engine: Engine) -> None:
-    from campaign_orchestrator.warehouse.views import create_view
 
     try:
         metadata.create_all(engine, checkfirst=True)
@@ -104,7 +104,6 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def drop_schema(engine: Engine) -> None:
-    from campaign_orchestrator.warehouse.views import drop_view
 
     drop_view(engine)
     metadata.drop_all(engine, checkfirst=True)
