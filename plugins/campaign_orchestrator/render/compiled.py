@@ -252,19 +252,7 @@ class CompiledTemplate:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _fill(self, compiled: CompiledLocale, values: Mapping[str, Any]) -> dict[str, Any]:
-        defaults = compiled.defaults
-        context: dict[str, Any] = {}
-        for name in compiled.variables:
-            value = values.get(name)
-            if value is None or value == "":
-                if name in compiled.required:
-                    raise RenderError("no value, and the template requires one", name)
-                value = defaults.get(name, "")
-            context[name] = value
-        if compiled.uses_vetted_filters:
-            context[TIMEZONE_KEY] = values.get("timezone")
-            context[CURRENCY_KEY] = values.get("currency")
-            context[LOCALE_KEY] = _format_locale(values.get("locale"), compiled.locale)
+        context = _context(compiled, values)
         payload: dict[str, Any] = dict(compiled.static)
         policy = self.policy
         # One Jinja context per message and environment, shared by its fields: the grammar allows
@@ -278,7 +266,14 @@ class CompiledTemplate:
                 ctx = contexts.get(f.html)
                 if ctx is None:
                     ctx = contexts[f.html] = Context(html_env if f.html else plain_env, context, None, {})
-                text = _render_field(f, ctx)
+                try:
+                    # The render function itself: Template.render would rewrite tracebacks on error,
+                    # compiling code per failure (slow, and noise for the audit in the tests).
+                    text = "".join(f.compiled.root_render_func(ctx))
+                except Exception as exc:
+                    raise _render_failure(f, exc) from None
+                if len(text) > MAX_FIELD_CHARS:
+                    raise RenderError(f"{len(text)} characters, over the field limit of {MAX_FIELD_CHARS}", f.path)
             if f.limit is not None and len(text) > f.limit:
                 raise RenderError(f"{len(text)} characters, over the {compiled.channel} limit of {f.limit}", f.path)
             if f.kind and f.compiled is not None:
@@ -288,25 +283,35 @@ class CompiledTemplate:
         return payload
 
 
-def _render_field(f: _Field, ctx: Context) -> str:
-    """One dynamic field's text; RenderError names the field and never quotes the customer's values."""
-    assert f.compiled is not None
-    try:
-        # The render function itself: Template.render would rewrite tracebacks on error,
-        # compiling code per failure (slow, and noise for the audit in the tests).
-        text = "".join(f.compiled.root_render_func(ctx))
-    except OverBudget:
-        raise RenderError("over the time budget", f.path, over_budget=True) from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise RenderError(f"refused by the sandbox ({exc})", f.path) from None
-    except jinja2.exceptions.UndefinedError as exc:
-        raise RenderError(str(exc), f.path) from None
-    except Exception as exc:  # filters raise their own kinds (babel's UnknownCurrencyError, ...)
-        # The exception's text can quote a customer's value: keep only its kind.
-        raise RenderError(f"{type(exc).__name__} while rendering", f.path) from None
-    if len(text) > MAX_FIELD_CHARS:
-        raise RenderError(f"{len(text)} characters, over the field limit of {MAX_FIELD_CHARS}", f.path)
-    return text
+def _context(compiled: CompiledLocale, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The variables a locale reads, a missing or empty one taking its default (or failing when required)."""
+    defaults = compiled.defaults
+    context: dict[str, Any] = {}
+    for name in compiled.variables:
+        value = values.get(name)
+        if value is None or value == "":
+            if name in compiled.required:
+                raise RenderError("no value, and the template requires one", name)
+            value = defaults.get(name, "")
+        context[name] = value
+    if compiled.uses_vetted_filters:
+        context[TIMEZONE_KEY] = values.get("timezone")
+        context[CURRENCY_KEY] = values.get("currency")
+        context[LOCALE_KEY] = _format_locale(values.get("locale"), compiled.locale)
+    return context
+
+
+def _render_failure(f: _Field, exc: Exception) -> RenderError:
+    """The RenderError for a field whose render raised; it never quotes the customer's values."""
+    if isinstance(exc, OverBudget):
+        return RenderError("over the time budget", f.path, over_budget=True)
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return RenderError(f"refused by the sandbox ({exc})", f.path)
+    if isinstance(exc, jinja2.exceptions.UndefinedError):
+        return RenderError(str(exc), f.path)
+    # Filters raise their own kinds (babel's UnknownCurrencyError, ...), whose text can quote a
+    # customer's value: keep only its kind.
+    return RenderError(f"{type(exc).__name__} while rendering", f.path)
 
 
 def _format_locale(customer_locale: str | None, content_locale: str) -> str:
