@@ -40,10 +40,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not airflow" $(PYTEST_ARGS)
 
-stack-ui: $(STAMP)
-	$(BIN)/campaigns-dev ui $(if $(PORT),--port $(PORT),)
-
-test: $(STAMP)
+stack-test: $(STAMP)
 	$(BIN)/campaigns-dev stack-test --workdir .stack
 
 lint: $(STAMP)
