@@ -84,6 +84,14 @@ def _write(logs: Path, run_id: str, task: tuple[str, int], attempt: int, lines: 
     return path
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def serve_ui(home: Path, env: dict[str, str], port: int = 8080) -> None:
     """api-server, scheduler and dag-processor on the demo's home until Ctrl-C."""
     if not (home / "airflow.db").exists():
@@ -92,6 +100,8 @@ def serve_ui(home: Path, env: dict[str, str], port: int = 8080) -> None:
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
     airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
     env = {**env, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
+    env["AIRFLOW__API__HOST"] = "127.0.0.1"  # the demo's UI is for this machine only
+    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(_free_port())  # its default, 8793, is often taken
     env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     (home / "ui-logs").mkdir(exist_ok=True)
     processes = [
