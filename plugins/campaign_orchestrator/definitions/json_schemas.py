@@ -1,7 +1,7 @@
 """JSON Schemas for the files in `marketing/`, so editors can complete and check them as you type.
 
-Campaigns, templates, settings and lifecycles come from their pydantic models; the segment rule
-language is recursive and written out here. `make schema` writes them to `marketing/schema/`;
+Campaigns, templates, settings, lifecycles and the segment rule language (its typed nodes) come
+from their pydantic models. `make schema` writes them to `marketing/schema/`;
 a test keeps the files in sync and validates every definition in the repository against them.
 Load-time checks (`campaigns validate`) go further: known attributes, references, durations.
 """
@@ -10,126 +10,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
 from campaign_orchestrator.definitions.base import ID_PATTERN
 from campaign_orchestrator.definitions.campaigns import Campaign
 from campaign_orchestrator.definitions.deep_links import RegistryFile
 from campaign_orchestrator.definitions.loader import Lifecycle
-from campaign_orchestrator.definitions.rule_values import COUNT_OPS, OPERATORS
-from campaign_orchestrator.definitions.rules import PLATFORMS
+from campaign_orchestrator.definitions.rule_nodes import RULE
 from campaign_orchestrator.definitions.settings import Settings
 from campaign_orchestrator.definitions.templates import EmailContent, InAppContent, PushContent, Template
 
 ID = {"type": "string", "pattern": ID_PATTERN}
-SCALAR = {"type": ["string", "number", "boolean"]}
-DURATION = {"type": "string", "pattern": "^[0-9]{1,5}[hdw]$", "description": "30d, 12h, 2w: back from the run date"}
 
 
-def _one_of_keys(keys: list[str], value: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"type": "object", "required": [k], "properties": {k: value}, "additionalProperties": False} for k in keys]
+class _RuleSchema(GenerateJsonSchema):
+    """A rule's optional keys are absent, never null: no `null` choice, no `default: null`."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if json_schema.get("default", 0) is None:
+            del json_schema["default"]
+        return json_schema
 
 
-def _count() -> dict[str, Any]:
-    number = {"type": "number", "minimum": 0}
-    options = _one_of_keys([op for op in COUNT_OPS if op != "between"], number)
-    options += _one_of_keys(["between"], {"type": "array", "items": number, "minItems": 2, "maxItems": 2})
-    return {"oneOf": options}
-
-
-def rule_schema() -> dict[str, Any]:
-    rule = {"$ref": "#/$defs/rule"}
-    attribute_ops: dict[str, dict[str, Any]] = {op: {} for op in OPERATORS}
-    attribute_ops.update(
-        {
-            "in": {"type": "array", "items": SCALAR, "minItems": 1},
-            "not_in": {"type": "array", "items": SCALAR, "minItems": 1},
-            "between": {"type": "array", "items": SCALAR, "minItems": 2, "maxItems": 2},
-            "exists": {"const": True},
-            "is_null": {"const": True},
-            "within_last": DURATION,
-            "more_than_ago": DURATION,
-        }
-    )
-    attribute = {
-        "type": "object",
-        "required": ["attribute"],
-        "properties": {
-            "attribute": {"type": "string"},
-            **{op: attribute_ops.get(op, SCALAR) or SCALAR for op in OPERATORS},
-        },
-        "additionalProperties": False,
-        "minProperties": 2,
-        "maxProperties": 2,
-    }
-    property_condition = {
-        "type": "object",
-        "required": ["property"],
-        "properties": {"property": {"type": "string"}, **{op: {} for op in OPERATORS}},
-        "additionalProperties": False,
-    }
-    event = {
-        "type": "object",
-        "required": ["event"],
-        "properties": {
-            "event": ID,
-            "count": _count(),
-            "within_last": DURATION,
-            "more_than_ago": DURATION,
-            "between": {"type": "array", "minItems": 2, "maxItems": 2},
-            "where": {"type": "array", "items": property_condition},
-            "sum": {"type": "object", "required": ["property"]},
-            "last": {"oneOf": _one_of_keys(["before", "after"], {"type": "string"})},
-        },
-        "additionalProperties": False,
-    }
-    single = {
-        "all": {"type": "array", "items": rule, "minItems": 1},
-        "any": {"type": "array", "items": rule, "minItems": 1},
-        "not": rule,
-        "segment": ID,
-        "in_list": ID,
-        "app": {
-            "type": "object",
-            "properties": {
-                "platform": {
-                    "oneOf": [{"enum": list(PLATFORMS)}, {"type": "array", "items": {"enum": list(PLATFORMS)}}]
-                },
-                "push_token": {"type": "boolean"},
-                "app_id": {"type": "string"},
-            },
-            "additionalProperties": False,
-            "minProperties": 1,
-        },
-        "bucket": {
-            "type": "object",
-            "required": ["salt"],
-            "properties": {
-                "salt": {"type": "string", "minLength": 1},
-                "buckets": {"type": "integer", "minimum": 2},
-                "lt": {"type": "integer"},
-                "gte": {"type": "integer"},
-                "in": {"type": "array", "items": {"type": "integer"}},
-                "between": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-            },
-            "additionalProperties": False,
-        },
-        "stage": {
-            "type": "object",
-            "required": ["lifecycle"],
-            "properties": {
-                "lifecycle": ID,
-                "in": {"type": "array", "items": ID},
-                "not_in": {"type": "array", "items": ID},
-                "eq": ID,
-                "ne": ID,
-            },
-            "additionalProperties": False,
-        },
-    }
-    options = [
-        {"type": "object", "required": [k], "properties": {k: v}, "additionalProperties": False}
-        for k, v in single.items()
-    ]
-    return {"oneOf": [*options, attribute, event]}
+def rule_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rule language's schema and its definitions, derived from the typed nodes."""
+    schema = RULE.json_schema(ref_template="#/$defs/{model}", schema_generator=_RuleSchema)
+    defs = schema.pop("$defs", {})
+    return schema, defs
 
 
 def _file_schema(title: str, key: str, item: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +75,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "properties": {"id": ID, "description": {"type": "string"}, "rule": {"$ref": "#/$defs/rule"}},
         "additionalProperties": False,
     }
-    out = {"segments": _file_schema("Segments", "segments", segment_item, {"rule": rule_schema()})}
+    rule, rule_defs = rule_schema()
+    out = {"segments": _file_schema("Segments", "segments", segment_item, {**rule_defs, "rule": rule})}
     for name, key, model in (
         ("campaigns", "campaigns", Campaign),
         ("templates", "templates", Template),

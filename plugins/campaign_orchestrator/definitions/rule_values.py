@@ -1,13 +1,17 @@
 """The values a segment rule may hold, parsed and checked against the column's type: durations
 (30d, 12h, 2w), dates and date-times (offsets converted to UTC), lists, ranges and text. Every
-value a rule compiles to is one of these, bound as a parameter, never SQL text."""
+value a rule compiles to is one of these, bound as a parameter, never SQL text. Also the base of
+the rule language's typed nodes (`RuleNode`), which the node modules share."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from campaign_orchestrator.errors import CampaignError, InvalidInput
 
@@ -46,6 +50,59 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 class RuleError(CampaignError, InvalidInput, ValueError):
     """A segment rule that cannot be compiled; the message names the path inside the rule."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What rules may name: profile attributes and event properties (from the data contracts),
+    segments, lifecycles and their stages, static lists (from sources.yaml; None = not checked)."""
+
+    attributes: Mapping[str, str]
+    event_properties: Mapping[str, str] = field(default_factory=dict)
+    segments: frozenset[str] = frozenset()
+    lifecycles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    lists: frozenset[str] | None = None
+
+
+class RuleNode(BaseModel):
+    """One kind of rule, declared once: its fields are the YAML shape (and the published JSON
+    Schema), `check` finds problems in a raw mapping with the wording users see, `children` and
+    `needs` give the structure dependency order walks; segments.compile has one function per kind.
+
+    Nodes are built only from mappings `check` passed, so a node is always a compilable rule.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+    keyword: ClassVar[str]  # the key that says which kind of rule a mapping is
+    single_key: ClassVar[bool] = True  # nothing beside the keyword (attribute/event take more)
+
+    @classmethod
+    def check(cls, raw: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
+        """Append '.path: reason' problems of a mapping of this kind to `out`."""
+        raise NotImplementedError
+
+    def children(self) -> tuple[RuleNode, ...]:
+        """The rules inside this one."""
+        return ()
+
+    def needs(self) -> set[str]:
+        """What must be computed before this rule: 'segment:ID', 'lifecycle:ID'."""
+        return set()
+
+    def given(self, *exclude: str) -> list[tuple[str, Any]]:
+        """The (YAML key, value) pairs the rule set, beside `exclude`, in declaration order."""
+        fields = type(self).model_fields
+        return [
+            (info.alias or name, getattr(self, name))
+            for name, info in fields.items()
+            if name in self.model_fields_set and (info.alias or name) not in exclude
+        ]
+
+
+def shown(value: Any) -> str:
+    """A value as a problem quotes it: repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
 
 
 def parse_duration(value: Any) -> dt.timedelta:

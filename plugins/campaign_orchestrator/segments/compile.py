@@ -14,15 +14,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from campaign_orchestrator.definitions.rule_conditions import AttributeCondition, EventCondition
+from campaign_orchestrator.definitions.rule_nodes import (
+    AllOf,
+    AnyOf,
+    HasApp,
+    InBucket,
+    InList,
+    InSegment,
+    InStage,
+    Not,
+    parse_rule,
+)
 from campaign_orchestrator.definitions.rule_values import (
     RELATIVE,
     RuleError,
+    RuleNode,
+    Vocabulary,
     anchor,
     parse_duration,
     parse_moment,
     parse_operand,
 )
-from campaign_orchestrator.definitions.rules import Vocabulary, check_rule
+from campaign_orchestrator.definitions.rules import check_rule
 from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
 from campaign_orchestrator.warehouse.tables import (
     app_installs,
@@ -49,76 +63,70 @@ def compile_rule(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline
     problems = check_rule(rule, vocab)
     if problems:
         raise RuleError("; ".join(problems))
-    return _compile(rule, vocab, run_date, inline)
+    return _compile(parse_rule(rule), vocab, run_date, inline)
 
 
-def _compile(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    """Dispatch on the node's keyword to its kind's compile function (as sqlglot does per node)."""
-    kind = next(k for k in COMPILERS if k in rule)
-    return COMPILERS[kind](rule, vocab, run_date, inline)
+def _compile(node: RuleNode, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    """Dispatch on the node's class to its kind's compile function (as sqlglot does per node)."""
+    return COMPILERS[type(node)](node, vocab, run_date, inline)
 
 
-Compiler = Callable[[dict[str, Any], Vocabulary, dt.date, "Inline | None"], ColumnElement[bool]]
+def _inline(segment_id: str, vocab: Vocabulary, run_date: dt.date, inline: Inline) -> ColumnElement[bool]:
+    return _compile(parse_rule(inline.segments[segment_id]), vocab, run_date, inline)
 
 
-def _all_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    return sa.and_(*(_compile(c, vocab, run_date, inline) for c in rule["all"]))
+Compiler = Callable[[Any, Vocabulary, dt.date, "Inline | None"], ColumnElement[bool]]
 
 
-def _any_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    return sa.or_(*(_compile(c, vocab, run_date, inline) for c in rule["any"]))
+def _all_sql(node: AllOf, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.and_(*(_compile(c, vocab, run_date, inline) for c in node.all))
 
 
-def _not_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    return sa.not_(_compile(rule["not"], vocab, run_date, inline))
+def _any_sql(node: AnyOf, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.or_(*(_compile(c, vocab, run_date, inline) for c in node.any))
 
 
-def _segment_sql(
-    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
-) -> ColumnElement[bool]:
+def _not_sql(node: Not, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.not_(_compile(node.not_, vocab, run_date, inline))
+
+
+def _segment_sql(node: InSegment, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
     if inline is not None:
-        return _compile(inline.segments[rule["segment"]], vocab, run_date, inline)
+        return _inline(node.segment, vocab, run_date, inline)
     return member_of(
         sa.select(segment_membership.c.customer_id).where(
-            segment_membership.c.run_date == run_date, segment_membership.c.segment_id == rule["segment"]
+            segment_membership.c.run_date == run_date, segment_membership.c.segment_id == node.segment
         )
     )
 
 
 def _attribute_sql(
-    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+    node: AttributeCondition, vocab: Vocabulary, run_date: dt.date, inline: Inline | None
 ) -> ColumnElement[bool]:
-    name = rule["attribute"]
-    op = next(k for k in rule if k != "attribute")
-    return _condition(customers.c[name], op, rule[op], vocab.attributes[name], run_date)
+    op, raw = node.operator
+    return _condition(customers.c[node.attribute], op, raw, vocab.attributes[node.attribute], run_date)
 
 
-def _in_list_sql(
-    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
-) -> ColumnElement[bool]:
-    return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == rule["in_list"]))
+def _in_list_sql(node: InList, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == node.in_list))
 
 
-def _app_sql(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    spec = rule["app"]
+def _app_sql(node: HasApp, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    spec = node.app
     conds: list[ColumnElement[bool]] = []
-    if "platform" in spec:
-        platforms = spec["platform"] if isinstance(spec["platform"], list) else [spec["platform"]]
-        conds.append(app_installs.c.platform.in_(platforms))
-    if "push_token" in spec:
-        conds.append(app_installs.c.push_token_present == (sa.true() if spec["push_token"] else sa.false()))
-    if "app_id" in spec:
-        conds.append(app_installs.c.app_id == spec["app_id"])
+    if spec.platforms is not None:
+        conds.append(app_installs.c.platform.in_(spec.platforms))
+    if spec.push_token is not None:
+        conds.append(app_installs.c.push_token_present == (sa.true() if spec.push_token else sa.false()))
+    if "app_id" in spec.model_fields_set:
+        conds.append(app_installs.c.app_id == spec.app_id)
     return member_of(sa.select(app_installs.c.customer_id).where(*conds))
 
 
-def _bucket_sql(
-    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
-) -> ColumnElement[bool]:
-    spec = rule["bucket"]
-    bucket = hash_bucket(customers.c.customer_id, f"bucket:{spec['salt']}", int(spec.get("buckets", 100)))
-    op = next(k for k in spec if k not in ("salt", "buckets"))
-    value = spec[op]
+def _bucket_sql(node: InBucket, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    spec = node.bucket
+    bucket = hash_bucket(customers.c.customer_id, f"bucket:{spec.salt}", int(spec.buckets))
+    op, value = spec.comparison
     if op == "lt":
         return bucket < int(value)
     if op == "gte":
@@ -128,16 +136,39 @@ def _bucket_sql(
     return bucket.in_([int(v) for v in value])
 
 
-def _stage_sql(
-    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
-) -> ColumnElement[bool]:
-    return _stage(rule["stage"], vocab, run_date, inline)
+def _stage_sql(node: InStage, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+    negate, wanted = node.stage.wanted
+    lifecycle = node.stage.lifecycle
+    result = (
+        _inline_stage(lifecycle, wanted, vocab, run_date, inline)
+        if inline is not None
+        else member_of(
+            sa.select(lifecycle_membership.c.customer_id).where(
+                lifecycle_membership.c.run_date == run_date,
+                lifecycle_membership.c.lifecycle_id == lifecycle,
+                lifecycle_membership.c.stage.in_(wanted),
+            )
+        )
+    )
+    return sa.not_(result) if negate else result
 
 
-def _event_sql(
-    rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+def _inline_stage(
+    lifecycle: str, wanted: list[str], vocab: Vocabulary, run_date: dt.date, inline: Inline
 ) -> ColumnElement[bool]:
-    return _event(rule, vocab, run_date)
+    """A lifecycle stage compiled in place: the first stage whose segment matches, else `otherwise`."""
+    stages = inline.lifecycles[lifecycle]
+    matched = [
+        sa.and_(
+            _inline(s, vocab, run_date, inline),
+            *(sa.not_(_inline(e, vocab, run_date, inline)) for e in stages[:i]),
+        )
+        for i, s in enumerate(stages)
+        if s in wanted
+    ]
+    if inline.otherwise.get(lifecycle) in wanted:
+        matched.append(sa.and_(*(sa.not_(_inline(s, vocab, run_date, inline)) for s in stages)))
+    return sa.or_(*matched) if matched else sa.false()
 
 
 def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
@@ -151,59 +182,32 @@ def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
     return sa.exists().where(found.c.customer_id == customers.c.customer_id)
 
 
-def _stage(spec: dict[str, Any], vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    op = next(k for k in spec if k != "lifecycle")
-    wanted = spec[op] if isinstance(spec[op], list) else [spec[op]]
-    negate = op in ("not_in", "ne")
-    lifecycle = spec["lifecycle"]
-    if inline is not None:
-        stages = inline.lifecycles[lifecycle]
-        matched = [
-            sa.and_(
-                _compile(inline.segments[s], vocab, run_date, inline),
-                *(sa.not_(_compile(inline.segments[e], vocab, run_date, inline)) for e in stages[:i]),
-            )
-            for i, s in enumerate(stages)
-            if s in wanted
-        ]
-        if inline.otherwise.get(lifecycle) in wanted:
-            matched.append(sa.and_(*(sa.not_(_compile(inline.segments[s], vocab, run_date, inline)) for s in stages)))
-        result = sa.or_(*matched) if matched else sa.false()
-        return sa.not_(result) if negate else result
-    members = sa.select(lifecycle_membership.c.customer_id).where(
-        lifecycle_membership.c.run_date == run_date,
-        lifecycle_membership.c.lifecycle_id == lifecycle,
-        lifecycle_membership.c.stage.in_(wanted),
-    )
-    return sa.not_(member_of(members)) if negate else member_of(members)
-
-
-def _event(rule: dict[str, Any], vocab: Vocabulary, run_date: dt.date) -> ColumnElement[bool]:
-    conds: list[ColumnElement[bool]] = [events.c.name == rule["event"]]
-    if "within_last" in rule:
-        conds.append(events.c.ts >= anchor(run_date) - parse_duration(rule["within_last"]))
-    elif "more_than_ago" in rule:
-        conds.append(events.c.ts < anchor(run_date) - parse_duration(rule["more_than_ago"]))
-    elif "between" in rule:
-        low, high = (parse_moment(v, "datetime", run_date) for v in rule["between"])
+def _event_sql(
+    node: EventCondition, vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+) -> ColumnElement[bool]:
+    conds: list[ColumnElement[bool]] = [events.c.name == node.event]
+    if node.within_last is not None:
+        conds.append(events.c.ts >= anchor(run_date) - parse_duration(node.within_last))
+    elif node.more_than_ago is not None:
+        conds.append(events.c.ts < anchor(run_date) - parse_duration(node.more_than_ago))
+    elif node.between is not None:
+        low, high = (parse_moment(v, "datetime", run_date) for v in node.between)
         conds.append(events.c.ts.between(low, high))
-    where = rule.get("where", [])
-    for cond in where if isinstance(where, list) else [where]:
-        op = next(k for k in cond if k != "property")
-        prop = cond["property"]
-        conds.append(_condition(events.c[prop], op, cond[op], vocab.event_properties[prop], run_date))
+    for cond in node.conditions:
+        op, raw = cond.operator
+        prop = cond.name
+        conds.append(_condition(events.c[prop], op, raw, vocab.event_properties[prop], run_date))
     per_customer = sa.select(events.c.customer_id).where(*conds).group_by(events.c.customer_id)
-    if "last" in rule:
-        ((side, when),) = rule["last"].items()
+    if node.last is not None:
+        side, when = node.last.side
         moment = parse_moment(when, "datetime", run_date)
         latest = sa.func.max(events.c.ts)
         return member_of(per_customer.having(latest < moment if side == "before" else latest > moment))
-    if "sum" in rule:
-        spec = rule["sum"]
-        op, value = next((k, v) for k, v in spec.items() if k != "property")
-        total = sa.func.coalesce(sa.func.sum(events.c[spec["property"]]), 0)
+    if node.sum is not None:
+        op, value = node.sum.comparison
+        total = sa.func.coalesce(sa.func.sum(events.c[node.sum.name]), 0)
         return _aggregate(per_customer, total, op, value)
-    op, value = next(iter(rule.get("count", {"gte": 1}).items()))
+    op, value = node.count.comparison if node.count is not None else ("gte", 1)
     if (op == "gte" and value == 1) or (op == "gt" and value == 0):
         # "performed at least once": a plain semi-join, no grouping needed
         return member_of(sa.select(events.c.customer_id).where(*conds))
@@ -300,16 +304,16 @@ _PRESENT_ONLY: dict[str, Comparison] = {
     "starts_with": lambda col, v: sa.func.lower(col).startswith(v.lower(), autoescape=True),
 }
 
-# One compile function per kind of rule, keyed by its keyword (the checker's keys, in the same order).
-COMPILERS: dict[str, Compiler] = {
-    "all": _all_sql,
-    "any": _any_sql,
-    "not": _not_sql,
-    "segment": _segment_sql,
-    "attribute": _attribute_sql,
-    "event": _event_sql,
-    "in_list": _in_list_sql,
-    "app": _app_sql,
-    "bucket": _bucket_sql,
-    "stage": _stage_sql,
+# One compile function per kind of rule, keyed by its node class (in the order of NODE_CLASSES).
+COMPILERS: dict[type[RuleNode], Compiler] = {
+    AllOf: _all_sql,
+    AnyOf: _any_sql,
+    Not: _not_sql,
+    InSegment: _segment_sql,
+    AttributeCondition: _attribute_sql,
+    EventCondition: _event_sql,
+    InList: _in_list_sql,
+    HasApp: _app_sql,
+    InBucket: _bucket_sql,
+    InStage: _stage_sql,
 }
