@@ -114,6 +114,7 @@ CREATE TABLE import_log (
 	error TEXT, 
 	archived_as TEXT, 
 	imported_at DATETIME NOT NULL, 
+	warnings TEXT, 
 	PRIMARY KEY (run_date, source)
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 

@@ -114,6 +114,7 @@ CREATE TABLE import_log (
 	error TEXT, 
 	archived_as TEXT, 
 	imported_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	warnings TEXT, 
 	PRIMARY KEY (run_date, source)
 );
 

@@ -59,6 +59,9 @@ PREF_SOURCES = ["app_settings", "signup_form", "support", "preference_center"]
 SUPPRESSION_REASONS = ["unsubscribed_all", "erased", "legal_hold"]
 EVENT_DAYS = 90
 
+CATEGORIES = ["books", "music", "garden", "kitchen", "toys"]
+CATEGORY_SHARES = [0.35, 0.25, 0.15, 0.15, 0.10]
+
 
 @dataclass(frozen=True)
 class DemoDataSummary:
@@ -128,7 +131,21 @@ def generate(
     ev_ts = end - rng.integers(1, EVENT_DAYS * 24 * 3600, len(ev_cust)).astype("timedelta64[s]")
     amounts = np.round(rng.lognormal(mean=3.8, sigma=0.8, size=len(ev_cust)), 2)
     ev_amount = np.where(ev_name == "purchase", amounts.astype(str), "")
-    events = pd.DataFrame({"customer_id": ev_cust, "name": ev_name, "ts": _iso(ev_ts), "amount": ev_amount})
+    bought = ev_name == "purchase"
+    ev_items = np.where(bought, (1 + rng.poisson(0.8, len(ev_cust))).astype(str), "")
+    ev_category = np.where(bought, rng.choice(CATEGORIES, len(ev_cust), p=CATEGORY_SHARES), "")
+    ev_coupon = np.where(bought, np.where(rng.random(len(ev_cust)) < 0.2, "true", "false"), "")
+    events = pd.DataFrame(
+        {
+            "customer_id": ev_cust,
+            "name": ev_name,
+            "ts": _iso(ev_ts),
+            "amount": ev_amount,
+            "items": ev_items,
+            "category": ev_category,
+            "coupon": ev_coupon,
+        }
+    )
     events = events.sort_values(["ts", "customer_id"], kind="stable")
 
     purchases = events[events["name"] == "purchase"]

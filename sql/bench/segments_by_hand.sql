@@ -30,6 +30,23 @@ SELECT e.customer_id FROM events e JOIN customers c ON c.customer_id = e.custome
 WHERE e.name = 'purchase' AND e.ts >= :t90
 GROUP BY e.customer_id HAVING SUM(e.amount) > 300;
 
+-- segment: book_lovers
+SELECT e.customer_id FROM events e JOIN customers c ON c.customer_id = e.customer_id
+WHERE e.name = 'purchase' AND e.ts >= :t90 AND e.category = 'books'
+GROUP BY e.customer_id HAVING COUNT(*) >= 2;
+
+-- segment: big_basket_last_time
+SELECT e.customer_id FROM events e
+JOIN (SELECT customer_id, MAX(ts) AS ts FROM events WHERE name = 'purchase' GROUP BY customer_id) l
+  ON l.customer_id = e.customer_id AND l.ts = e.ts
+WHERE e.name = 'purchase' AND e.customer_id IN (SELECT customer_id FROM customers)
+GROUP BY e.customer_id HAVING MAX(e.items) >= 3;
+
+-- segment: coupon_collectors
+SELECT e.customer_id FROM events e JOIN customers c ON c.customer_id = e.customer_id
+WHERE e.name = 'purchase' AND e.coupon
+GROUP BY e.customer_id HAVING COUNT(DISTINCT e.category) >= 2;
+
 -- segment: engaged_ios_app_users
 SELECT e.customer_id FROM events e
 WHERE e.name = 'app_open' AND e.ts >= :t30

@@ -23,8 +23,10 @@ def import_floor(
     on the files read with pandas. `floor_s` is their sum."""
     import sqlalchemy as sa
 
+    from campaign_orchestrator.ingest.contracts import event_properties
     from campaign_orchestrator.ingest.sources import load_sources_config
     from campaign_orchestrator.warehouse.bulk import load_csv_file
+    from campaign_orchestrator.warehouse.event_properties import events_table
     from campaign_orchestrator.warehouse.tables import SOURCE_TABLES
 
     config = load_sources_config(contracts_dir / "sources.yaml")
@@ -32,7 +34,8 @@ def import_floor(
     meta = sa.MetaData()
     copy_s = 0.0
     for name, spec in config.sources.items():
-        live = SOURCE_TABLES[name]
+        # events with a column per declared property, as the import loads them
+        live = events_table(event_properties(contracts)) if name == "events" else SOURCE_TABLES[name]
         path = spec.file_path(sources, run_date)
         items: list[Any] = [sa.Column(c.name, c.type, nullable=True) for c in live.c]
         if live.primary_key.columns:

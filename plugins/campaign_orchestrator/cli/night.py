@@ -194,6 +194,9 @@ def import_table(sources: Any) -> str:
             f"{s['source']:<22}{s['rows_read']:>11,}{s['rows_loaded']:>11,}{s['rows_quarantined']:>13,}"
             f"{s['duration_s']:>9.1f}  {rules}"
         )
+    lines += [
+        f"warning: source {s['source']!r}, file {s['file']}: {w}" for s in sources for w in s.get("warnings") or []
+    ]
     return "\n".join(lines)
 
 

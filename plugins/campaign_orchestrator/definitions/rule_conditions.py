@@ -131,8 +131,9 @@ class Count(CountOps):
         return self.given()[0]
 
 
-class Sum(CountOps):
-    """`sum: {property: amount, gt: 500}`: the total of a numeric property over matching events."""
+class Aggregate(CountOps):
+    """`sum|min|max|distinct: {property: amount, gt: 500}`: the total, smallest or largest value of a
+    numeric property over the matching events, or how many distinct values it takes."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 2, "maxProperties": 2})
     name: Name = Field(alias="property")  # `property` would shadow the decorator
@@ -142,24 +143,47 @@ class Sum(CountOps):
         return self.given("property")[0]
 
 
-class Last(RuleNode):
-    """`last: {before: 30d}`: when the customer last performed the event."""
+class When(RuleNode):
+    """`first|last: {before: 30d}`, `{after: 2026-01-01}` or `{between: [A, B]}`: when the customer
+    first or last performed the event."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
     before: Name = None
     after: Name = None
+    between: Annotated[
+        Any, WithJsonSchema({"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2})
+    ] = None
 
     @property
     def side(self) -> tuple[str, Any]:
         return self.given()[0]
 
 
-EVENT_KEYS = {"event", "count", "within_last", "more_than_ago", "between", "where", "sum", "last"}
+class ValueOn(Operators):
+    """`first_value|last_value: {property: amount, gt: 500}`: the property on the customer's first or
+    last matching event (several events at that moment: the greatest value)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 2, "maxProperties": 2})
+    name: Name = Field(alias="property")
+
+    @property
+    def operator(self) -> tuple[str, Any]:
+        return self.given("property")[0]
+
+
+AGGREGATES = ("sum", "min", "max", "distinct")
+MOMENTS = ("first", "last")
+VALUES_ON = ("first_value", "last_value")
+MEASURES = ("count", *AGGREGATES, *MOMENTS, *VALUES_ON)
+WINDOWS = ("within_last", "more_than_ago", "between")
+EVENT_KEYS = {"event", "where", *WINDOWS, *MEASURES}
+NUMERIC = ("int", "float")
 
 
 class EventCondition(RuleNode):
     """Performed an event at least/at most/exactly N times in a window, with property conditions;
-    or a sum of a property; or when it was last performed."""
+    or an aggregate of a property; or when it was first or last performed, or a property's value
+    on that event. One measure per condition (none: performed at least once)."""
 
     keyword: ClassVar[str] = "event"
     single_key: ClassVar[bool] = False
@@ -169,14 +193,26 @@ class EventCondition(RuleNode):
     more_than_ago: Duration = None
     between: Annotated[Any, WithJsonSchema({"type": "array", "minItems": 2, "maxItems": 2})] = None
     where: list[PropertyCondition] | PropertyCondition | None = None
-    sum: Sum | None = None
-    last: Last | None = None
+    sum: Aggregate | None = None
+    min: Aggregate | None = None
+    max: Aggregate | None = None
+    distinct: Aggregate | None = None
+    first: When | None = None
+    last: When | None = None
+    first_value: ValueOn | None = None
+    last_value: ValueOn | None = None
 
     @property
     def conditions(self) -> list[PropertyCondition]:
         if self.where is None:
             return []
         return self.where if isinstance(self.where, list) else [self.where]
+
+    @property
+    def measure(self) -> tuple[str, Any]:
+        """(which measure, its spec); ('count', None) when the rule names none."""
+        given = [(key, value) for key, value in self.given() if key in MEASURES]
+        return given[0] if given else ("count", None)
 
     @classmethod
     def check(cls, raw: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], depth: int) -> None:
@@ -186,15 +222,16 @@ class EventCondition(RuleNode):
         name = raw["event"]
         if not isinstance(name, str) or not ID_RE.match(name):
             out.append(f"{path}.event: an event name is lower-case letters, digits and _ (got {shown(name)})")
+            name = None
         _check_window(raw, path, out)
-        _check_measure(raw, path, vocab, out)
+        _check_measure(raw, path, vocab, out, name)
         where = raw.get("where", [])
         for i, cond in enumerate(where if isinstance(where, list) else [where]):
-            _check_property(cond, f"{path}.where[{i}]", vocab, out)
+            _check_property(cond, f"{path}.where[{i}]", vocab, out, name)
 
 
 def _check_window(raw: dict[str, Any], path: str, out: list[str]) -> None:
-    windows = [k for k in ("within_last", "more_than_ago", "between") if k in raw]
+    windows = [k for k in WINDOWS if k in raw]
     if len(windows) > 1:
         out.append(f"{path}: use one window of within_last, more_than_ago, between")
     for key in windows:
@@ -204,39 +241,72 @@ def _check_window(raw: dict[str, Any], path: str, out: list[str]) -> None:
             out.append(f"{path}.{key}: {exc}")
 
 
-def _check_measure(raw: dict[str, Any], path: str, vocab: Vocabulary, out: list[str]) -> None:
-    """count, sum or last: what about the customer's matching events the condition is on."""
-    if "last" in raw and ("count" in raw or "sum" in raw):
+def _check_measure(raw: dict[str, Any], path: str, vocab: Vocabulary, out: list[str], event: str | None) -> None:
+    """count, an aggregate, first/last or a value on them: what the condition is on."""
+    given = [k for k in MEASURES if k in raw]
+    if "last" in given and ("count" in given or "sum" in given):
         out.append(f"{path}: 'last' cannot be combined with count or sum")
+    elif len(given) > 1:
+        out.append(f"{path}: use one of {list(MEASURES)}, found {given}")
     if "count" in raw:
         _check_aggregate(raw["count"], f"{path}.count", out)
-    if "sum" in raw:
-        spec = raw["sum"]
-        if not isinstance(spec, dict) or "property" not in spec:
-            out.append(f"{path}.sum: expected {{property: NAME, OP: NUMBER}}")
+    for key in AGGREGATES:
+        if key in raw:
+            _check_property_aggregate(raw[key], f"{path}.{key}", key, vocab, out, event)
+    for key in MOMENTS:
+        if key in raw:
+            _check_moment(raw[key], f"{path}.{key}", out)
+    for key in VALUES_ON:
+        if key in raw:
+            _check_property(raw[key], f"{path}.{key}", vocab, out, event)
+
+
+def _check_property_aggregate(
+    spec: Any, path: str, key: str, vocab: Vocabulary, out: list[str], event: str | None
+) -> None:
+    if not isinstance(spec, dict) or "property" not in spec:
+        out.append(f"{path}: expected {{property: NAME, OP: NUMBER}}")
+        return
+    if _known_property(spec["property"], path, vocab, out, event):
+        kind = vocab.event_properties[spec["property"]]
+        if key != "distinct" and kind not in NUMERIC:
+            out.append(f"{path}.property: {key} works on numeric properties, {spec['property']!r} is {kind}")
+    _check_aggregate({k: v for k, v in spec.items() if k != "property"}, path, out)
+
+
+def _check_moment(spec: Any, path: str, out: list[str]) -> None:
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("before", "after", "between"):
+        out.append(f"{path}: expected {{before: WHEN}}, {{after: WHEN}} or {{between: [FROM, TO]}}")
+        return
+    ((side, when),) = spec.items()
+    try:
+        if side == "between":
+            parse_operand("between", when, "datetime")
         else:
-            if spec["property"] not in vocab.event_properties:
-                out.append(f"{path}.sum.property: unknown event property {shown(spec['property'])}")
-            _check_aggregate({k: v for k, v in spec.items() if k != "property"}, f"{path}.sum", out)
-    if "last" in raw:
-        spec = raw["last"]
-        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("before", "after"):
-            out.append(f"{path}.last: expected {{before: WHEN}} or {{after: WHEN}}")
-            return
-        try:
-            parse_moment(next(iter(spec.values())), "datetime", None)
-        except RuleError as exc:
-            out.append(f"{path}.last: {exc}")
+            parse_moment(when, "datetime", None)
+    except RuleError as exc:
+        out.append(f"{path}: {exc}")
 
 
-def _check_property(cond: Any, path: str, vocab: Vocabulary, out: list[str]) -> None:
+def _known_property(prop: Any, path: str, vocab: Vocabulary, out: list[str], event: str | None) -> bool:
+    """The property is declared, and declared for this event when the contract restricts it."""
+    if not isinstance(prop, str) or prop not in vocab.event_properties:
+        out.append(f"{path}.property: unknown event property {shown(prop)}; allowed: {sorted(vocab.event_properties)}")
+        return False
+    carriers = vocab.property_events.get(prop)
+    if carriers and event is not None and event not in carriers:
+        out.append(f"{path}.property: {prop!r} is declared for events {sorted(carriers)}, not {event!r}")
+        return False
+    return True
+
+
+def _check_property(cond: Any, path: str, vocab: Vocabulary, out: list[str], event: str | None = None) -> None:
     if not isinstance(cond, dict) or "property" not in cond:
         out.append(f"{path}: expected {{property: NAME, OP: VALUE}}")
         return
     prop = cond["property"]
     ops = [k for k in cond if k != "property"]
-    if not isinstance(prop, str) or prop not in vocab.event_properties:
-        out.append(f"{path}.property: unknown event property {shown(prop)}; allowed: {sorted(vocab.event_properties)}")
+    if not _known_property(prop, path, vocab, out, event):
         return
     if len(ops) != 1 or ops[0] not in OPERATORS:
         out.append(f"{path}: exactly one operator of {list(OPERATORS)}")

@@ -59,6 +59,7 @@ class Vocabulary:
 
     attributes: Mapping[str, str]
     event_properties: Mapping[str, str] = field(default_factory=dict)
+    property_events: Mapping[str, frozenset[str]] = field(default_factory=dict)  # declared for these only
     segments: frozenset[str] = frozenset()
     lifecycles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     lists: frozenset[str] | None = None

@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from campaign_orchestrator.definitions.base import ID_RE
 from campaign_orchestrator.definitions.rules import Vocabulary
 from campaign_orchestrator.errors import CampaignError, InvalidInput
 
@@ -39,6 +40,8 @@ TABLE_LEVEL_BY_DEFAULT = {
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 REPLACEMENT_CHAR = "\ufffd"
+EVENT_FIXED_COLUMNS = {"customer_id", "name", "ts"}
+RESERVED_EVENT_COLUMNS = {"import_date"}
 
 
 class ContractError(CampaignError, InvalidInput, RuntimeError):
@@ -61,6 +64,7 @@ class ColumnSpec:
     segmentable: bool = True
     template: bool = False
     not_in_future: bool = False
+    events: tuple[str, ...] = ()  # events contract: the event names that carry it (empty = all)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class RowCountBand:
 
     min_ratio: float = 0.0
     max_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class KeyChurnBand:
+    """For `replace` sources: how many of tonight's keys may be new, and of the last import's gone."""
+
+    max_new_share: float = 1.0
+    max_gone_share: float = 1.0
 
 
 @dataclass
@@ -85,6 +97,8 @@ class Contract:
     key: list[str]
     max_quarantine_share: float
     row_count_band: RowCountBand | None
+    key_churn: KeyChurnBand | None = None
+    unknown_customers: Literal["quarantine", "count"] = "quarantine"  # child sources' rows of no customer
 
     @classmethod
     def load(cls, path: Path) -> Contract:
@@ -102,9 +116,12 @@ class Contract:
                 segmentable=bool(spec.get("segmentable", True)),
                 template=bool(spec.get("template", False)),
                 not_in_future=bool(spec.get("not_in_future", False)),
+                events=_event_names(path, name, spec.get("events")),
             )
         if not cols:
             raise ValueError(f"{path}: meta.columns is empty; a contract must declare its columns")
+        if str(meta.get("source") or path.stem) == "events":
+            _check_property_names(path, cols)
         band = meta.get("row_count_band")
         return cls(
             source=str(meta.get("source") or path.stem),
@@ -113,6 +130,8 @@ class Contract:
             key=list(meta.get("key") or []),
             max_quarantine_share=float(meta.get("max_quarantine_share", 0.05)),
             row_count_band=RowCountBand(float(band.get("min_ratio", 0.0)), band.get("max_ratio")) if band else None,
+            key_churn=_key_churn(path, meta.get("key_churn")),
+            unknown_customers=_unknown_customers(path, meta.get("unknown_customers", "quarantine")),
         )
 
     @cached_property
@@ -158,18 +177,24 @@ class Contract:
         )
 
     def coerce(
-        self, raw: pd.DataFrame, max_lengths: dict[str, int], run_end: Any = None
+        self, raw: pd.DataFrame, max_lengths: dict[str, int], run_end: Any = None, file: str = "?"
     ) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-        """Typed columns from raw input; cells that do not parse or do not fit become row violations."""
+        """Typed columns from raw input; cells that do not parse or do not fit become row violations.
+        An optional column the input does not have is all null, whatever its type."""
         import pandas as pd
 
         typed = pd.DataFrame(index=raw.index)
         broken: dict[int, list[str]] = defaultdict(list)
         for name, spec in self.columns.items():
             if name not in raw.columns:
-                typed[name] = pd.Series(pd.NA, index=raw.index, dtype=_EMPTY_DTYPES[spec.type])
+                typed[name] = pd.Series(None, index=raw.index, dtype=_EMPTY_DTYPES[spec.type])
                 continue
-            values, present = _parse(raw[name], spec.type)
+            try:
+                values, present = _parse(raw[name], spec.type)
+            except (TypeError, ValueError, OverflowError) as exc:  # a value no rule anticipated: say where
+                raise ContractError(
+                    self.source, file, "type", name, f"cannot read the column as {spec.type}: {type(exc).__name__}"
+                ) from None
             bad = present & values.isna()
             for idx in bad[bad].index:
                 broken[int(idx)].append(f"type({name}): expected {spec.type}")
@@ -178,15 +203,7 @@ class Contract:
                 for idx in future[future.fillna(False)].index:
                     broken[int(idx)].append(f"not_in_future({name})")
             if spec.type == "string":
-                text = values.astype("string")
-                garbled = text.str.contains(REPLACEMENT_CHAR, regex=False, na=False)
-                for idx in garbled[garbled].index:
-                    broken[int(idx)].append(f"encoding({name}): not valid UTF-8")
-                limit = max_lengths.get(name)
-                if limit:
-                    long = text.str.len() > limit
-                    for idx in long[long.fillna(False)].index:
-                        broken[int(idx)].append(f"max_length({name}): over {limit} characters")
+                _check_text(values, name, max_lengths.get(name), broken)
             typed[name] = values
         return typed, broken
 
@@ -202,7 +219,7 @@ class Contract:
 
         `known_bad` carries what the reader already found wrong with a row (e.g. missing fields).
         """
-        typed, broken = self.coerce(raw, max_lengths, parameters.get("run_end"))
+        typed, broken = self.coerce(raw, max_lengths, parameters.get("run_end"), file)
         for idx, reasons in (known_bad or {}).items():
             broken[idx].extend(reasons)
         result = self._validation.run(
@@ -226,7 +243,7 @@ class Contract:
             unexpected = res.result.get("unexpected_index_list")
             if not is_row or unexpected is None:
                 count = res.result.get("unexpected_count", res.result.get("observed_value"))
-                raise ContractError(self.source, file, config.type, column, f"failed ({count} rows)")
+                raise ContractError(self.source, file, config.type, column, f"failed ({count} rows){_some(res)}")
             for idx in unexpected:
                 broken[int(idx)].append(label)
         if not broken:
@@ -238,6 +255,64 @@ class Contract:
             for idx, row in zip(bad_index, raw_rows.to_dict("records"), strict=True)
         ]
         return ChunkResult(good=typed.drop(index=bad_index), quarantined=quarantined)
+
+
+def _some(res: Any) -> str:
+    """Up to 10 of the values a table-level rule found (the duplicates of a uniqueness rule)."""
+    values = res.result.get("unexpected_list") or res.result.get("partial_unexpected_list") or []
+    shown = sorted({str(v) for v in values})[:10]
+    return f"; values: {', '.join(shown)}" if shown else ""
+
+
+def _check_text(values: pd.Series, name: str, limit: int | None, broken: dict[int, list[str]]) -> None:
+    """Text that did not decode as UTF-8, or is longer than the warehouse column."""
+    text = values.astype("string")
+    garbled = text.str.contains(REPLACEMENT_CHAR, regex=False, na=False)
+    for idx in garbled[garbled].index:
+        broken[int(idx)].append(f"encoding({name}): not valid UTF-8")
+    if limit:
+        long = text.str.len() > limit
+        for idx in long[long.fillna(False)].index:
+            broken[int(idx)].append(f"max_length({name}): over {limit} characters")
+
+
+def _key_churn(path: Path, spec: Any) -> KeyChurnBand | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) - {"max_new_share", "max_gone_share"}:
+        raise ValueError(f"{path}: meta.key_churn: expected {{max_new_share: 0..1, max_gone_share: 0..1}}")
+    shares = {k: float(v) for k, v in spec.items()}
+    if any(not 0 <= v <= 1 for v in shares.values()):
+        raise ValueError(f"{path}: meta.key_churn: shares are between 0 and 1")
+    return KeyChurnBand(**shares)
+
+
+def _unknown_customers(path: Path, value: Any) -> Literal["quarantine", "count"]:
+    if value == "quarantine":
+        return "quarantine"
+    if value == "count":
+        return "count"
+    raise ValueError(f"{path}: meta.unknown_customers: 'quarantine' or 'count', got {value!r}")
+
+
+def _event_names(path: Path, column: str, names: Any) -> tuple[str, ...]:
+    if names is None:
+        return ()
+    if not isinstance(names, list) or not all(isinstance(n, str) and ID_RE.match(n) for n in names):
+        raise ValueError(f"{path}: meta.columns.{column}.events: expected a list of event names")
+    return tuple(names)
+
+
+def _check_property_names(path: Path, cols: dict[str, ColumnSpec]) -> None:
+    """Event properties become columns of `events`: a name must be a plain identifier of its own."""
+    for name in cols:
+        if name in EVENT_FIXED_COLUMNS:
+            continue
+        if name in RESERVED_EVENT_COLUMNS or not ID_RE.match(name):
+            raise ValueError(
+                f"{path}: meta.columns.{name}: an event property is lower-case letters, digits and _, "
+                f"and not one of {sorted(RESERVED_EVENT_COLUMNS)}"
+            )
 
 
 _EMPTY_DTYPES = {
@@ -308,19 +383,27 @@ def segment_attributes(contracts: dict[str, Contract]) -> dict[str, str]:
     return {c.name: c.type for c in customers.columns.values() if c.segmentable}
 
 
-EVENT_FIXED_COLUMNS = {"customer_id", "name", "ts"}
+def event_properties(contracts: dict[str, Contract]) -> dict[str, str]:
+    """The properties the events contract declares (name -> type): columns of `events`."""
+    event_contract = contracts.get("events")
+    if event_contract is None:
+        return {}
+    return {c.name: c.type for c in event_contract.columns.values() if c.name not in EVENT_FIXED_COLUMNS}
 
 
 def vocabulary(contracts: dict[str, Contract], lists: frozenset[str] | None = None) -> Any:
     """What segment rules may name, from the contracts: profile attributes, event properties."""
-
     event_contract = contracts.get("events")
-    properties = (
-        {c.name: c.type for c in event_contract.columns.values() if c.name not in EVENT_FIXED_COLUMNS}
-        if event_contract
-        else {}
+    restricted = (
+        {c.name: frozenset(c.events) for c in event_contract.columns.values() if c.events} if event_contract else {}
     )
-    return Vocabulary(attributes=segment_attributes(contracts), event_properties=properties, lists=lists)
+    properties = {k: v for k, v in event_properties(contracts).items() if k != "event_id"}  # an id, not a fact
+    return Vocabulary(
+        attributes=segment_attributes(contracts),
+        event_properties=properties,
+        property_events=restricted,
+        lists=lists,
+    )
 
 
 def template_variables(contracts: dict[str, Contract]) -> set[str]:

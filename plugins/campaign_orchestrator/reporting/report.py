@@ -162,6 +162,7 @@ def _sent_but_not_targeted(conn: sa.Connection, run_date: dt.date) -> dict[str, 
 def _import_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in row.items()}
     out["quarantined_by_rule"] = json.loads(row.get("quarantined_by_rule") or "{}")
+    out["warnings"] = json.loads(row.get("warnings") or "[]")
     return out
 
 
@@ -281,6 +282,11 @@ def _import_lines(report: dict[str, Any]) -> list[str]:
             f"{imp['rows_quarantined']} | {imp.get('duration_s')} | {rules} |"
         )
     lines += [f"\n**{imp['source']} failed:** {imp['error']}" for imp in report["imports"] if imp.get("error")]
+    lines += [
+        f"\n**{imp['source']} ({imp['file']}):** {warning}"
+        for imp in report["imports"]
+        for warning in imp.get("warnings") or []
+    ]
     return lines
 
 

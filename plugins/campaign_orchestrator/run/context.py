@@ -27,6 +27,7 @@ from campaign_orchestrator.warehouse.engine import (
     create_warehouse_engine,
     ensure_schema,
 )
+from campaign_orchestrator.warehouse.event_properties import ensure_event_properties
 from campaign_orchestrator.warehouse.tables import run_log
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Run:
     def engine(self) -> Engine:
         engine = create_warehouse_engine(self.config.warehouse_url)
         ensure_schema(engine)
+        ensure_event_properties(engine, contracts_mod.event_properties(self.contracts))
         return engine
 
     @cached_property

@@ -68,6 +68,7 @@ def _import_context(run: Run, from_archive: bool = False) -> Any:
         archive_dir=run.config.archive_dir / run.config.run_date.isoformat(),
         from_archive=from_archive,
         resolve_url=run.url_resolver,
+        customers=sources_config(run).sources.get("customers"),
     )
 
 

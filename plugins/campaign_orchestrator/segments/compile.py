@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
 
 from campaign_orchestrator.definitions.rule_conditions import AttributeCondition, EventCondition
 from campaign_orchestrator.definitions.rule_nodes import (
@@ -37,11 +38,11 @@ from campaign_orchestrator.definitions.rule_values import (
     parse_operand,
 )
 from campaign_orchestrator.definitions.rules import check_rule
+from campaign_orchestrator.warehouse.event_properties import events_table
 from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
 from campaign_orchestrator.warehouse.tables import (
     app_installs,
     customers,
-    events,
     lifecycle_membership,
     list_members,
     segment_membership,
@@ -185,51 +186,99 @@ def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
 def _event_sql(
     node: EventCondition, vocab: Vocabulary, run_date: dt.date, inline: Inline | None
 ) -> ColumnElement[bool]:
-    conds: list[ColumnElement[bool]] = [events.c.name == node.event]
-    if node.within_last is not None:
-        conds.append(events.c.ts >= anchor(run_date) - parse_duration(node.within_last))
-    elif node.more_than_ago is not None:
-        conds.append(events.c.ts < anchor(run_date) - parse_duration(node.more_than_ago))
-    elif node.between is not None:
-        low, high = (parse_moment(v, "datetime", run_date) for v in node.between)
-        conds.append(events.c.ts.between(low, high))
-    for cond in node.conditions:
-        op, raw = cond.operator
-        prop = cond.name
-        conds.append(_condition(events.c[prop], op, raw, vocab.event_properties[prop], run_date))
-    per_customer = sa.select(events.c.customer_id).where(*conds).group_by(events.c.customer_id)
-    if node.last is not None:
-        side, when = node.last.side
-        moment = parse_moment(when, "datetime", run_date)
-        latest = sa.func.max(events.c.ts)
-        return member_of(per_customer.having(latest < moment if side == "before" else latest > moment))
-    if node.sum is not None:
-        op, value = node.sum.comparison
-        total = sa.func.coalesce(sa.func.sum(events.c[node.sum.name]), 0)
-        return _aggregate(per_customer, total, op, value)
-    op, value = node.count.comparison if node.count is not None else ("gte", 1)
+    ev = events_table(vocab.event_properties)
+    conds = _event_filter(ev, node, vocab, run_date)
+    per_customer = sa.select(ev.c.customer_id).where(*conds).group_by(ev.c.customer_id)
+    kind, spec = node.measure
+    if kind in ("first", "last"):
+        side, when = spec.side
+        moment = (sa.func.min if kind == "first" else sa.func.max)(ev.c.ts)
+        if side == "between":
+            low, high = (parse_moment(v, "datetime", run_date) for v in when)
+            return member_of(per_customer.having(moment.between(low, high)))
+        bound = parse_moment(when, "datetime", run_date)
+        return member_of(per_customer.having(moment < bound if side == "before" else moment > bound))
+    if kind in ("first_value", "last_value"):
+        return _value_on(ev, conds, spec, kind == "first_value", vocab, run_date)
+    if kind in ("sum", "min", "max", "distinct"):
+        op, value = spec.comparison
+        column = ev.c[spec.name]
+        if kind == "sum":
+            return _aggregate(per_customer, sa.func.coalesce(sa.func.sum(column), 0), op, value)
+        if kind == "distinct":
+            return _aggregate(per_customer, sa.func.count(sa.distinct(column)), op, value)
+        # min/max of no value is no value: such customers never match
+        extreme = (sa.func.min if kind == "min" else sa.func.max)(column)
+        return member_of(per_customer.having(sa.and_(extreme.is_not(None), _AGGREGATE_OPS[op](extreme, value))))
+    op, value = spec.comparison if spec is not None else ("gte", 1)
     if (op == "gte" and value == 1) or (op == "gt" and value == 0):
         # "performed at least once": a plain semi-join, no grouping needed
-        return member_of(sa.select(events.c.customer_id).where(*conds))
+        return member_of(sa.select(ev.c.customer_id).where(*conds))
     return _aggregate(per_customer, sa.func.count(), op, value)
+
+
+def _event_filter(
+    ev: sa.Table, node: EventCondition, vocab: Vocabulary, run_date: dt.date
+) -> list[ColumnElement[bool]]:
+    """The events a condition is about: the name, the window, the `where` conditions."""
+    conds: list[ColumnElement[bool]] = [ev.c.name == node.event]
+    if node.within_last is not None:
+        conds.append(ev.c.ts >= anchor(run_date) - parse_duration(node.within_last))
+    elif node.more_than_ago is not None:
+        conds.append(ev.c.ts < anchor(run_date) - parse_duration(node.more_than_ago))
+    elif node.between is not None:
+        low, high = (parse_moment(v, "datetime", run_date) for v in node.between)
+        conds.append(ev.c.ts.between(low, high))
+    for cond in node.conditions:
+        op, raw = cond.operator
+        conds.append(_condition(ev.c[cond.name], op, raw, vocab.event_properties[cond.name], run_date))
+    return conds
+
+
+def _value_on(
+    ev: sa.Table, conds: list[ColumnElement[bool]], spec: Any, first: bool, vocab: Vocabulary, run_date: dt.date
+) -> ColumnElement[bool]:
+    """The property on each customer's first/last matching event (greatest value at a tied moment),
+    compared as an attribute is: a customer without such an event never matches."""
+    moment = (sa.func.min if first else sa.func.max)(ev.c.ts).label("moment")
+    edge = sa.select(ev.c.customer_id, moment).where(*conds).group_by(ev.c.customer_id).subquery("edge")
+    on_edge = ev.alias("on_edge")
+    adapter = ClauseAdapter(on_edge)
+    filtered = [adapter.traverse(c) for c in conds]
+    kind = vocab.event_properties[spec.name]
+    column: ColumnElement[Any] = on_edge.c[spec.name]
+    greatest: ColumnElement[Any]
+    if kind == "bool":  # PostgreSQL has no max(boolean): the greatest of 0/1, back to a boolean
+        top = sa.func.max(sa.case((column, 1), (sa.not_(column), 0)))
+        greatest = sa.case((top == 1, sa.true()), (top == 0, sa.false()))
+    else:
+        greatest = sa.func.max(column)
+    values = (
+        sa.select(on_edge.c.customer_id, greatest.label("value"))
+        .join(edge, sa.and_(edge.c.customer_id == on_edge.c.customer_id, edge.c.moment == on_edge.c.ts))
+        .where(*filtered)
+        .group_by(on_edge.c.customer_id)
+        .subquery("value_on")
+    )
+    op, raw = spec.operator
+    test = _condition(values.c.value, op, raw, kind, run_date)
+    return sa.exists().where(values.c.customer_id == customers.c.customer_id, test)
+
+
+_AGGREGATE_OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "eq": lambda m, v: m == v,
+    "gte": lambda m, v: m >= v,
+    "lte": lambda m, v: m <= v,
+    "gt": lambda m, v: m > v,
+    "lt": lambda m, v: m < v,
+    "between": lambda m, v: sa.and_(m >= v[0], m <= v[1]),
+}
 
 
 def _aggregate(per_customer: sa.Select[Any], measure: Any, op: str, value: Any) -> ColumnElement[bool]:
     """Customers whose aggregate satisfies op; those with no matching event count as 0."""
     low, high = value if op == "between" else (value, value)
-    predicate: ColumnElement[bool]
-    if op == "eq":
-        predicate = measure == value
-    elif op == "gte":
-        predicate = measure >= value
-    elif op == "lte":
-        predicate = measure <= value
-    elif op == "gt":
-        predicate = measure > value
-    elif op == "lt":
-        predicate = measure < value
-    else:
-        predicate = sa.and_(measure >= low, measure <= high)
+    predicate = _AGGREGATE_OPS[op](measure, value)
     # Would a customer without any matching event (aggregate 0) pass?
     zero_passes = (
         low <= 0 <= high

@@ -135,6 +135,8 @@ import_log = Table(
     Column("error", Text),
     Column("archived_as", Text),
     Column("imported_at", DateTime, nullable=False),
+    # JSON list of what needs a look but did not stop the import (columns the contract does not declare)
+    Column("warnings", Text),
     PrimaryKeyConstraint("run_date", "source"),
 )
 

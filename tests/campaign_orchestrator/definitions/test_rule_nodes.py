@@ -21,7 +21,7 @@ from campaign_orchestrator.segments.compile import compile_rule
 
 VOCAB = Vocabulary(
     attributes={"tier": "string", "lifetime_value": "float", "signup_date": "date", "last_purchase_at": "datetime"},
-    event_properties={"amount": "float"},
+    event_properties={"amount": "float", "category": "string", "items": "int"},
     segments=frozenset({"gold", "churned"}),
     lifecycles={"life": ("active", "lapsed", "other")},
     lists=frozenset({"vip"}),
@@ -44,7 +44,7 @@ counts = st.one_of(
 )
 properties = st.builds(
     lambda prop, op, value: {"property": prop, op: value},
-    st.sampled_from(["amount", "nope"]),
+    st.sampled_from(["amount", "category", "nope"]),
     st.sampled_from(OPERATORS[:9]),
     operands,
 )
@@ -60,6 +60,19 @@ leaves = st.one_of(
                 "within_last": st.sampled_from(["30d", "2w", "soon"]),
                 "where": st.lists(properties, max_size=2),
                 "sum": st.builds(lambda op, v: {"property": "amount", op: v}, st.sampled_from(["gt", "gte"]), numbers),
+                "max": st.builds(
+                    lambda p, v: {"property": p, "lte": v}, st.sampled_from(["items", "category"]), numbers
+                ),
+                "distinct": st.builds(lambda p, v: {"property": p, "eq": v}, st.sampled_from(["category"]), numbers),
+                "first": st.builds(
+                    lambda w: {"between": w}, st.lists(st.sampled_from(["30d", "2026-01-01"]), max_size=3)
+                ),
+                "last_value": st.builds(
+                    lambda p, op, v: {"property": p, op: v},
+                    st.sampled_from(["amount", "category"]),
+                    st.sampled_from(["gt", "eq", "is_null"]),
+                    scalars,
+                ),
                 "last": st.builds(
                     lambda side, v: {side: v},
                     st.sampled_from(["before", "after"]),

@@ -14,11 +14,11 @@ from campaign_orchestrator.definitions.rules import LifecycleSpec, Vocabulary, c
 from campaign_orchestrator.segments.compile import compile_rule
 from campaign_orchestrator.segments.memberships import compute_memberships, estimate
 from campaign_orchestrator.warehouse.engine import hash32
+from campaign_orchestrator.warehouse.event_properties import ensure_event_properties, events_table
 from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket  # noqa: F401 - the reference below re-implements it
 from campaign_orchestrator.warehouse.tables import (
     app_installs,
     customers,
-    events,
     lifecycle_membership,
     list_members,
     segment_membership,
@@ -37,9 +37,12 @@ ATTRS = {
     "last_purchase_at": "datetime",
     "locale": "string",
 }
+# Properties besides amount, of every kind a rule compares differently; `gift` only on purchases.
+PROPS = {"amount": "float", "items": "int", "category": "string", "gift": "bool"}
 VOCAB = Vocabulary(
     attributes=ATTRS,
-    event_properties={"amount": "float"},
+    event_properties=PROPS,
+    property_events={"gift": frozenset({"purchase"})},
     lists=frozenset({"vip", "empty_list"}),
     segments=frozenset({"base_gt", "gold", "lapsed", "active_buyers"}),
     lifecycles={"life": ("active_buyers", "lapsed", "prospect")},
@@ -94,20 +97,21 @@ PROFILES = [
     customer("C7_100%", tier="silver", country="AU", lifetime_value=499.99, locale="en_AU"),
     customer("C8", tier="gold", country="NZ", lifetime_value=650.0, signup_date=dt.date(2026, 11, 15)),
 ]
-EVENTS = [  # (customer, name, ts, amount)
-    ("C1", "purchase", T - dt.timedelta(days=2), 120.0),
-    ("C1", "purchase", T - dt.timedelta(days=40), 80.0),
-    ("C1", "app_open", T - dt.timedelta(hours=5), None),
-    ("C2", "purchase", T - dt.timedelta(days=45), 600.0),
-    ("C2", "purchase", T - dt.timedelta(days=60), 20.0),
-    ("C2", "purchase", T - dt.timedelta(days=100), 15.0),
-    ("C4", "purchase", T - dt.timedelta(days=10), 700.0),
-    ("C4", "app_open", T - dt.timedelta(days=1), None),
-    ("C4", "app_open", T - dt.timedelta(days=3), None),
-    ("C4", "app_open", T - dt.timedelta(days=20), None),
-    ("C5", "app_open", T - dt.timedelta(days=31), None),
-    ("C8", "purchase", T - dt.timedelta(days=89), 10.0),
-    ("C8", "purchase", T - dt.timedelta(days=91), 10.0),
+EVENTS = [  # (customer, name, ts, amount, items, category, gift)
+    ("C1", "purchase", T - dt.timedelta(days=2), 120.0, 3, "books", True),
+    ("C1", "purchase", T - dt.timedelta(days=40), 80.0, 1, "music", None),
+    ("C1", "app_open", T - dt.timedelta(hours=5), None, None, None, None),
+    ("C2", "purchase", T - dt.timedelta(days=45), 600.0, 2, "books", False),
+    ("C2", "purchase", T - dt.timedelta(days=60), 20.0, None, "Music", None),
+    ("C2", "purchase", T - dt.timedelta(days=100), 15.0, 1, "books", True),
+    ("C4", "purchase", T - dt.timedelta(days=10), 700.0, 5, "garden", False),
+    ("C4", "purchase", T - dt.timedelta(days=10), 90.0, 1, "books", True),  # same moment as the one above
+    ("C4", "app_open", T - dt.timedelta(days=1), None, None, None, None),
+    ("C4", "app_open", T - dt.timedelta(days=3), None, None, None, None),
+    ("C4", "app_open", T - dt.timedelta(days=20), None, None, None, None),
+    ("C5", "app_open", T - dt.timedelta(days=31), None, None, None, None),
+    ("C8", "purchase", T - dt.timedelta(days=89), 10.0, 1, None, None),
+    ("C8", "purchase", T - dt.timedelta(days=91), 10.0, 4, "music", True),
 ]
 INSTALLS = [
     ("C1", "ios", True),
@@ -234,16 +238,51 @@ class Ref:
             ev = ev[ev["ts"] >= self.moment(rule["within_last"], "datetime")]
         if "more_than_ago" in rule:
             ev = ev[ev["ts"] < self.moment(rule["more_than_ago"], "datetime")]
+        if "between" in rule:
+            low, high = (self.moment(v, "datetime") for v in rule["between"])
+            ev = ev[(ev["ts"] >= low) & (ev["ts"] <= high)]
         for cond in rule.get("where", []):
             op = next(k for k in cond if k != "property")
-            ev = ev[self.condition(ev[cond["property"]], "float", op, cond[op])]
+            ev = ev[self.condition(ev[cond["property"]], PROPS[cond["property"]], op, cond[op])]
         ids = self.df["customer_id"]
-        if "last" in rule:
-            ((side, when),) = rule["last"].items()
-            last = ev.groupby("customer_id")["ts"].max()
-            moment = self.moment(when, "datetime")
-            ok = set(last[last < moment].index if side == "before" else last[last > moment].index)
-            return ids.isin(ok)
+        for key in ("first", "last"):
+            if key in rule:
+                ((side, when),) = rule[key].items()
+                edge = ev.groupby("customer_id")["ts"].agg("min" if key == "first" else "max")
+                if side == "between":
+                    low, high = (self.moment(v, "datetime") for v in when)
+                    return ids.isin(edge[(edge >= low) & (edge <= high)].index)
+                moment = self.moment(when, "datetime")
+                return ids.isin(edge[edge < moment].index if side == "before" else edge[edge > moment].index)
+        for key in ("first_value", "last_value"):
+            if key in rule:
+                spec = rule[key]
+                prop, (op, value) = spec["property"], next((k, v) for k, v in spec.items() if k != "property")
+                edge = ev.groupby("customer_id")["ts"].transform("min" if key == "first_value" else "max")
+                on_edge = ev[ev["ts"] == edge]
+                column = on_edge[prop].astype(float) if PROPS[prop] == "bool" else on_edge[prop]
+                values = column.groupby(on_edge["customer_id"]).max()  # a tied moment: the greatest value
+                if PROPS[prop] == "bool":
+                    values = values.map(lambda v: None if pd.isna(v) else bool(v)).astype(object)
+                ok = values[self.condition(values, PROPS[prop], op, value)].index
+                return ids.isin(ok)
+        for key in ("min", "max"):
+            if key in rule:
+                spec = rule[key]
+                op, value = next((k, v) for k, v in spec.items() if k != "property")
+                measure = ev.groupby("customer_id")[spec["property"]].agg(key).reindex(ids)
+                if op == "between":
+                    hit = (measure >= value[0]) & (measure <= value[1])
+                else:
+                    hit = {"eq": measure.eq, "gte": measure.ge, "lte": measure.le, "gt": measure.gt, "lt": measure.lt}[
+                        op
+                    ](value)
+                return pd.Series(hit.fillna(False).to_numpy(dtype=bool), index=ids.index)
+        if "distinct" in rule:
+            spec = rule["distinct"]
+            measure = ev.groupby("customer_id")[spec["property"]].nunique().reindex(ids).fillna(0)
+            op = next(k for k in spec if k != "property")
+            return pd.Series(self.condition(measure, "float", op, spec[op]).to_numpy(), index=ids.index)
         if "sum" in rule:
             spec = rule["sum"]
             measure = ev.groupby("customer_id")[spec["property"]].sum().reindex(ids).fillna(0)
@@ -306,6 +345,54 @@ RULES: dict[str, dict[str, Any]] = {
     "last_purchase_before_30d": {"event": "purchase", "last": {"before": "30d"}},
     "last_app_open_after_date": {"event": "app_open", "last": {"after": "2026-11-20"}},
     "events_more_than_ago": {"event": "purchase", "more_than_ago": "90d"},
+    # properties besides amount, of each kind
+    "items_at_least_3": {"event": "purchase", "where": [{"property": "items", "gte": 3}]},
+    "two_books": {"event": "purchase", "count": {"gte": 2}, "where": [{"property": "category", "eq": "books"}]},
+    "books_or_music_in_90d": {
+        "event": "purchase",
+        "within_last": "90d",
+        "where": [{"property": "category", "in": ["books", "music"]}],
+    },
+    "category_starts_with_mu_any_case": {"event": "purchase", "where": [{"property": "category", "starts_with": "MU"}]},
+    "bought_a_gift": {"event": "purchase", "where": [{"property": "gift", "eq": True}]},
+    "bought_not_a_gift_includes_unknown": {"event": "purchase", "where": [{"property": "gift", "ne": True}]},
+    "few_items_not_books": {
+        "event": "purchase",
+        "where": [{"property": "items", "between": [1, 2]}, {"property": "category", "ne": "books"}],
+    },
+    "category_unknown": {"event": "purchase", "where": [{"property": "category", "is_null": True}]},
+    "sum_items_at_least_5": {"event": "purchase", "sum": {"property": "items", "gte": 5}},
+    "sum_items_under_2_includes_none": {"event": "purchase", "sum": {"property": "items", "lt": 2}},
+    "max_amount_over_500": {"event": "purchase", "max": {"property": "amount", "gt": 500}},
+    "min_items_at_most_1": {"event": "purchase", "min": {"property": "items", "lte": 1}},
+    "max_items_between": {"event": "purchase", "within_last": "90d", "max": {"property": "items", "between": [2, 4]}},
+    "two_categories": {"event": "purchase", "distinct": {"property": "category", "gte": 2}},
+    "no_category_includes_none": {"event": "purchase", "distinct": {"property": "category", "eq": 0}},
+    "last_purchase_over_100": {"event": "purchase", "last_value": {"property": "amount", "gt": 100}},
+    "last_purchase_tie_takes_greatest": {"event": "purchase", "last_value": {"property": "amount", "gte": 700}},
+    "first_purchase_books": {"event": "purchase", "first_value": {"property": "category", "eq": "books"}},
+    "last_purchase_in_window_items": {
+        "event": "purchase",
+        "within_last": "50d",
+        "last_value": {"property": "items", "gte": 2},
+    },
+    "last_purchase_gift": {"event": "purchase", "last_value": {"property": "gift", "eq": True}},
+    "last_purchase_gift_unknown": {"event": "purchase", "last_value": {"property": "gift", "is_null": True}},
+    "last_non_books_purchase_not_music": {
+        "event": "purchase",
+        "where": [{"property": "category", "ne": "books"}],
+        "last_value": {"property": "category", "ne": "music"},
+    },
+    # first and last occurrence
+    "first_purchase_between": {"event": "purchase", "first": {"between": ["2026-08-01", "2026-10-15"]}},
+    "first_purchase_before_60d": {"event": "purchase", "first": {"before": "60d"}},
+    "first_purchase_after_date": {"event": "purchase", "first": {"after": "2026-10-01"}},
+    "last_purchase_between_relative": {"event": "purchase", "last": {"between": ["50d", "5d"]}},
+    "purchases_in_absolute_window": {
+        "event": "purchase",
+        "between": ["2026-09-01", "2026-11-01"],
+        "count": {"gte": 1},
+    },
     "static_list": {"in_list": "vip"},
     "empty_list": {"in_list": "empty_list"},
     "ios_with_push_token": {"app": {"platform": "ios", "push_token": True}},
@@ -333,6 +420,7 @@ def vocab_for(rules: dict[str, Any]) -> Vocabulary:
     return Vocabulary(
         attributes=VOCAB.attributes,
         event_properties=VOCAB.event_properties,
+        property_events=VOCAB.property_events,
         lists=VOCAB.lists,
         segments=frozenset(rules),
         lifecycles=VOCAB.lifecycles,
@@ -342,10 +430,14 @@ def vocab_for(rules: dict[str, Any]) -> Vocabulary:
 @pytest.fixture
 def loaded(any_warehouse):
     load(any_warehouse, PROFILES, installs=INSTALLS)
+    ensure_event_properties(any_warehouse, PROPS)
     with any_warehouse.begin() as conn:
         conn.execute(
-            events.insert(),
-            [{"customer_id": c, "name": n, "ts": ts, "amount": a, "import_date": RUN} for c, n, ts, a in EVENTS],
+            events_table(PROPS).insert(),
+            [
+                {"customer_id": c, "name": n, "ts": ts, "import_date": RUN, **dict(zip(PROPS, values, strict=True))}
+                for c, n, ts, *values in EVENTS
+            ],
         )
         conn.execute(
             list_members.insert(),
@@ -357,12 +449,14 @@ def loaded(any_warehouse):
 def reference(engine) -> Ref:
     with engine.connect() as conn:
         df = pd.DataFrame(conn.execute(sa.select(customers)).mappings().all())
-        ev = pd.DataFrame(conn.execute(sa.select(events)).mappings().all())
+        ev = pd.DataFrame(conn.execute(sa.select(events_table(PROPS))).mappings().all())
         apps = pd.DataFrame(conn.execute(sa.select(app_installs)).mappings().all())
     for col in ("signup_date", "last_purchase_at"):
         df[col] = pd.to_datetime(df[col])
     ev["ts"] = pd.to_datetime(ev["ts"])
     ev["amount"] = ev["amount"].astype(float)
+    ev["items"] = ev["items"].astype("Int64")
+    ev["gift"] = ev["gift"].map(lambda v: None if v is None or pd.isna(v) else bool(v)).astype(object)
     apps["push_token_present"] = apps["push_token_present"].astype(bool)
     return Ref(df, ev, apps, LIST)
 
@@ -398,7 +492,7 @@ def test_every_rule_matches_the_pandas_reference(loaded):
 
 
 def test_at_least_forty_rules():
-    assert len(RULES) >= 40
+    assert len(RULES) >= 70
 
 
 def test_estimates_size_a_segment_without_a_run(loaded):
@@ -453,6 +547,26 @@ def test_memberships_are_kept_per_day_with_entered_and_exited(loaded):
         ({"event": "purchase", "where": [{"property": "discount", "gt": 1}]}, "unknown event property 'discount'"),
         ({"event": "purchase", "count": {"most": 2}}, "expected one of"),
         ({"event": "purchase", "last": {"before": "30d"}, "count": {"gte": 1}}, "'last' cannot be combined"),
+        (
+            {"event": "app_open", "where": [{"property": "gift", "eq": True}]},
+            ".where[0].property: 'gift' is declared for events ['purchase'], not 'app_open'",
+        ),
+        (
+            {"event": "purchase", "sum": {"property": "category", "gt": 1}},
+            ".sum.property: sum works on numeric properties, 'category' is string",
+        ),
+        (
+            {"event": "purchase", "max": {"property": "discount", "gt": 1}},
+            ".max.property: unknown event property 'discount'; allowed: ['amount', 'category', 'gift', 'items']",
+        ),
+        (
+            {"event": "purchase", "min": {"property": "items", "lt": 1}, "distinct": {"property": "category", "eq": 1}},
+            "use one of",
+        ),
+        ({"event": "purchase", "first": {"around": "30d"}}, ".first: expected {before: WHEN}"),
+        ({"event": "purchase", "last": {"between": ["30d"]}}, ".last: expected [low, high]"),
+        ({"event": "purchase", "last_value": {"property": "items", "gt": "many"}}, ".last_value.gt: expected a number"),
+        ({"event": "purchase", "where": [{"property": "items", "contains": "3"}]}, "contains works on text attributes"),
         ({"in_list": "nope"}, "unknown list 'nope'"),
         ({"app": {"platform": "blackberry"}}, "unknown platform"),
         ({"stage": {"lifecycle": "life", "in": ["zombie"]}}, "unknown stage 'zombie'"),
