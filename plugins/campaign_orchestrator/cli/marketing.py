@@ -27,6 +27,7 @@ from campaign_orchestrator.render.preview import PreviewError, as_html, as_text,
 from campaign_orchestrator.run.context import Run
 from campaign_orchestrator.run.stages import plan_stage
 from campaign_orchestrator.segments.memberships import estimate as estimate_segment
+from campaign_orchestrator.segments.windows import windows_for
 from campaign_orchestrator.targeting.funnel import REASONS
 
 
@@ -133,8 +134,16 @@ def estimate(
         raise click.ClickException(f"unknown segment {segment!r}; known: {', '.join(sorted(defs.segments))}")
     t0 = time.perf_counter()
     with run.engine.connect() as conn:
+        windows = windows_for(conn, when, defs.settings.windows, defs.settings.default_timezone)
         est = estimate_segment(
-            conn, segment, defs.rules(), defs.vocabulary, when, defs.lifecycle_specs(), sample_size=sample_size
+            conn,
+            segment,
+            defs.rules(),
+            defs.vocabulary,
+            when,
+            defs.lifecycle_specs(),
+            sample_size=sample_size,
+            windows=windows,
         )
     click.echo(f"segment {segment} on {when}: {est.size:,} customers ({time.perf_counter() - t0:.1f}s)")
     if est.previous_size is None:

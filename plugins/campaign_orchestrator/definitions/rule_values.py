@@ -106,6 +106,11 @@ def shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "...'"
 
 
+def is_duration(value: Any) -> bool:
+    """Whether a rule value is a duration (30d, 12h, 2w) rather than a moment."""
+    return isinstance(value, str) and bool(_DURATION.match(value.strip().lower()))
+
+
 def parse_duration(value: Any) -> dt.timedelta:
     """'30d', '12h', '2w' (any whole number) as a timedelta."""
     match = _DURATION.match(str(value).strip().lower())

@@ -65,6 +65,11 @@ class Destination(StrictModel):
 
 class Settings(StrictModel):
     default_timezone: str = "UTC"
+    windows: Literal["utc", "customer_local"] = Field(
+        default="utc",
+        description="where relative windows (within_last: 90d) start: midnight UTC of the run date, "
+        "or midnight in each customer's time zone (default_timezone when theirs is missing)",
+    )
     caps: GlobalCaps = GlobalCaps()
     quiet_hours: QuietHours | None = Field(default=None, description="default for every campaign")
     global_control_percent: float = Field(

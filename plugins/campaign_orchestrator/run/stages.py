@@ -28,6 +28,7 @@ from campaign_orchestrator.reporting.report import write_run_report
 from campaign_orchestrator.run.context import Run, RunConfig, delivery_shards, sources_config
 from campaign_orchestrator.run.status import finish_night, require_rendered
 from campaign_orchestrator.segments.memberships import compute_memberships
+from campaign_orchestrator.segments.windows import windows_for
 from campaign_orchestrator.targeting.arbitration import build_target_lists
 from campaign_orchestrator.warehouse.bulk import tune_bulk_transaction
 from campaign_orchestrator.warehouse.tables import target_list
@@ -145,7 +146,9 @@ def segments_stage(run: Run) -> dict[str, Any]:
     with run.stage("segments") as detail, run.engine.begin() as conn:
         tune_bulk_transaction(conn)
         defs = run.definitions
-        sizes = compute_memberships(conn, defs.rules(), defs.vocabulary, run.config.run_date, defs.lifecycle_specs())
+        when = run.config.run_date
+        windows = windows_for(conn, when, defs.settings.windows, defs.settings.default_timezone)
+        sizes = compute_memberships(conn, defs.rules(), defs.vocabulary, when, defs.lifecycle_specs(), windows)
         detail.update(sizes=sizes, rows=sum(sizes.values()))
     return detail
 

@@ -32,12 +32,11 @@ from campaign_orchestrator.definitions.rule_values import (
     RuleError,
     RuleNode,
     Vocabulary,
-    anchor,
-    parse_duration,
     parse_moment,
     parse_operand,
 )
 from campaign_orchestrator.definitions.rules import check_rule
+from campaign_orchestrator.segments.windows import Clock, LocalWindows
 from campaign_orchestrator.warehouse.event_properties import events_table
 from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
 from campaign_orchestrator.warehouse.tables import (
@@ -59,60 +58,68 @@ class Inline:
     otherwise: Mapping[str, str]
 
 
-def compile_rule(rule: Any, vocab: Vocabulary, run_date: dt.date, inline: Inline | None = None) -> ColumnElement[bool]:
-    """The rule as a two-valued predicate over `customers`; values become bound parameters."""
+def compile_rule(
+    rule: Any,
+    vocab: Vocabulary,
+    run_date: dt.date,
+    inline: Inline | None = None,
+    windows: LocalWindows | None = None,
+) -> ColumnElement[bool]:
+    """The rule as a two-valued predicate over `customers`; values become bound parameters.
+    `windows` counts relative dates in each customer's zone (`windows: customer_local`)."""
     problems = check_rule(rule, vocab)
     if problems:
         raise RuleError("; ".join(problems))
-    return _compile(parse_rule(rule), vocab, run_date, inline)
+    return _compile(parse_rule(rule), vocab, Clock(run_date, windows), inline)
 
 
-def _compile(node: RuleNode, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+def _compile(node: RuleNode, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     """Dispatch on the node's class to its kind's compile function (as sqlglot does per node)."""
-    return COMPILERS[type(node)](node, vocab, run_date, inline)
+    return COMPILERS[type(node)](node, vocab, clock, inline)
 
 
-def _inline(segment_id: str, vocab: Vocabulary, run_date: dt.date, inline: Inline) -> ColumnElement[bool]:
-    return _compile(parse_rule(inline.segments[segment_id]), vocab, run_date, inline)
+def _inline(segment_id: str, vocab: Vocabulary, clock: Clock, inline: Inline) -> ColumnElement[bool]:
+    return _compile(parse_rule(inline.segments[segment_id]), vocab, clock, inline)
 
 
-Compiler = Callable[[Any, Vocabulary, dt.date, "Inline | None"], ColumnElement[bool]]
+Compiler = Callable[[Any, Vocabulary, Clock, "Inline | None"], ColumnElement[bool]]
 
 
-def _all_sql(node: AllOf, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    return sa.and_(*(_compile(c, vocab, run_date, inline) for c in node.all))
+def _all_sql(node: AllOf, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.and_(*(_compile(c, vocab, clock, inline) for c in node.all))
 
 
-def _any_sql(node: AnyOf, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    return sa.or_(*(_compile(c, vocab, run_date, inline) for c in node.any))
+def _any_sql(node: AnyOf, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.or_(*(_compile(c, vocab, clock, inline) for c in node.any))
 
 
-def _not_sql(node: Not, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
-    return sa.not_(_compile(node.not_, vocab, run_date, inline))
+def _not_sql(node: Not, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
+    return sa.not_(_compile(node.not_, vocab, clock, inline))
 
 
-def _segment_sql(node: InSegment, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+def _segment_sql(node: InSegment, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     if inline is not None:
-        return _inline(node.segment, vocab, run_date, inline)
+        return _inline(node.segment, vocab, clock, inline)
     return member_of(
         sa.select(segment_membership.c.customer_id).where(
-            segment_membership.c.run_date == run_date, segment_membership.c.segment_id == node.segment
+            segment_membership.c.run_date == clock.run_date, segment_membership.c.segment_id == node.segment
         )
     )
 
 
 def _attribute_sql(
-    node: AttributeCondition, vocab: Vocabulary, run_date: dt.date, inline: Inline | None
+    node: AttributeCondition, vocab: Vocabulary, clock: Clock, inline: Inline | None
 ) -> ColumnElement[bool]:
     op, raw = node.operator
-    return _condition(customers.c[node.attribute], op, raw, vocab.attributes[node.attribute], run_date)
+    kind = vocab.attributes[node.attribute]
+    return _condition(customers.c[node.attribute], op, raw, kind, clock.at(customers.c.timezone))
 
 
-def _in_list_sql(node: InList, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+def _in_list_sql(node: InList, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     return member_of(sa.select(list_members.c.customer_id).where(list_members.c.list_id == node.in_list))
 
 
-def _app_sql(node: HasApp, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+def _app_sql(node: HasApp, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     spec = node.app
     conds: list[ColumnElement[bool]] = []
     if spec.platforms is not None:
@@ -124,7 +131,7 @@ def _app_sql(node: HasApp, vocab: Vocabulary, run_date: dt.date, inline: Inline 
     return member_of(sa.select(app_installs.c.customer_id).where(*conds))
 
 
-def _bucket_sql(node: InBucket, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+def _bucket_sql(node: InBucket, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     spec = node.bucket
     bucket = hash_bucket(customers.c.customer_id, f"bucket:{spec.salt}", int(spec.buckets))
     op, value = spec.comparison
@@ -137,15 +144,15 @@ def _bucket_sql(node: InBucket, vocab: Vocabulary, run_date: dt.date, inline: In
     return bucket.in_([int(v) for v in value])
 
 
-def _stage_sql(node: InStage, vocab: Vocabulary, run_date: dt.date, inline: Inline | None) -> ColumnElement[bool]:
+def _stage_sql(node: InStage, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     negate, wanted = node.stage.wanted
     lifecycle = node.stage.lifecycle
     result = (
-        _inline_stage(lifecycle, wanted, vocab, run_date, inline)
+        _inline_stage(lifecycle, wanted, vocab, clock, inline)
         if inline is not None
         else member_of(
             sa.select(lifecycle_membership.c.customer_id).where(
-                lifecycle_membership.c.run_date == run_date,
+                lifecycle_membership.c.run_date == clock.run_date,
                 lifecycle_membership.c.lifecycle_id == lifecycle,
                 lifecycle_membership.c.stage.in_(wanted),
             )
@@ -155,20 +162,20 @@ def _stage_sql(node: InStage, vocab: Vocabulary, run_date: dt.date, inline: Inli
 
 
 def _inline_stage(
-    lifecycle: str, wanted: list[str], vocab: Vocabulary, run_date: dt.date, inline: Inline
+    lifecycle: str, wanted: list[str], vocab: Vocabulary, clock: Clock, inline: Inline
 ) -> ColumnElement[bool]:
     """A lifecycle stage compiled in place: the first stage whose segment matches, else `otherwise`."""
     stages = inline.lifecycles[lifecycle]
     matched = [
         sa.and_(
-            _inline(s, vocab, run_date, inline),
-            *(sa.not_(_inline(e, vocab, run_date, inline)) for e in stages[:i]),
+            _inline(s, vocab, clock, inline),
+            *(sa.not_(_inline(e, vocab, clock, inline)) for e in stages[:i]),
         )
         for i, s in enumerate(stages)
         if s in wanted
     ]
     if inline.otherwise.get(lifecycle) in wanted:
-        matched.append(sa.and_(*(sa.not_(_inline(s, vocab, run_date, inline)) for s in stages)))
+        matched.append(sa.and_(*(sa.not_(_inline(s, vocab, clock, inline)) for s in stages)))
     return sa.or_(*matched) if matched else sa.false()
 
 
@@ -183,23 +190,24 @@ def member_of(query: sa.Select[Any]) -> ColumnElement[bool]:
     return sa.exists().where(found.c.customer_id == customers.c.customer_id)
 
 
-def _event_sql(
-    node: EventCondition, vocab: Vocabulary, run_date: dt.date, inline: Inline | None
-) -> ColumnElement[bool]:
+def _event_sql(node: EventCondition, vocab: Vocabulary, clock: Clock, inline: Inline | None) -> ColumnElement[bool]:
     ev = events_table(vocab.event_properties)
-    conds = _event_filter(ev, node, vocab, run_date)
-    per_customer = sa.select(ev.c.customer_id).where(*conds).group_by(ev.c.customer_id)
+    source, clock = _events_with_zone(ev, clock)
+    conds = _event_filter(ev, node, vocab, clock)
+    # a customer has one zone: grouping by it too lets HAVING compare with the customer's bound
+    grouping = [ev.c.customer_id] if clock.zone is None else [ev.c.customer_id, clock.zone]
+    per_customer = sa.select(ev.c.customer_id).select_from(source).where(*conds).group_by(*grouping)
     kind, spec = node.measure
     if kind in ("first", "last"):
         side, when = spec.side
         moment = (sa.func.min if kind == "first" else sa.func.max)(ev.c.ts)
         if side == "between":
-            low, high = (parse_moment(v, "datetime", run_date) for v in when)
+            low, high = (clock.moment(v, "datetime") for v in when)
             return member_of(per_customer.having(moment.between(low, high)))
-        bound = parse_moment(when, "datetime", run_date)
+        bound = clock.moment(when, "datetime")
         return member_of(per_customer.having(moment < bound if side == "before" else moment > bound))
     if kind in ("first_value", "last_value"):
-        return _value_on(ev, conds, spec, kind == "first_value", vocab, run_date)
+        return _value_on(ev, source, conds, spec, kind == "first_value", vocab, clock)
     if kind in ("sum", "min", "max", "distinct"):
         op, value = spec.comparison
         column = ev.c[spec.name]
@@ -213,35 +221,47 @@ def _event_sql(
     op, value = spec.comparison if spec is not None else ("gte", 1)
     if (op == "gte" and value == 1) or (op == "gt" and value == 0):
         # "performed at least once": a plain semi-join, no grouping needed
-        return member_of(sa.select(ev.c.customer_id).where(*conds))
+        return member_of(sa.select(ev.c.customer_id).select_from(source).where(*conds))
     return _aggregate(per_customer, sa.func.count(), op, value)
 
 
-def _event_filter(
-    ev: sa.Table, node: EventCondition, vocab: Vocabulary, run_date: dt.date
-) -> list[ColumnElement[bool]]:
+def _events_with_zone(ev: sa.Table, clock: Clock) -> tuple[Any, Clock]:
+    """With local windows, events joined to their customer's zone; else events alone."""
+    if clock.local is None:
+        return ev, clock
+    zone_of = customers.alias("zone_of")
+    return ev.join(zone_of, zone_of.c.customer_id == ev.c.customer_id), clock.at(zone_of.c.timezone)
+
+
+def _event_filter(ev: sa.Table, node: EventCondition, vocab: Vocabulary, clock: Clock) -> list[ColumnElement[bool]]:
     """The events a condition is about: the name, the window, the `where` conditions."""
     conds: list[ColumnElement[bool]] = [ev.c.name == node.event]
     if node.within_last is not None:
-        conds.append(ev.c.ts >= anchor(run_date) - parse_duration(node.within_last))
+        conds.append(ev.c.ts >= clock.moment(node.within_last, "datetime"))
     elif node.more_than_ago is not None:
-        conds.append(ev.c.ts < anchor(run_date) - parse_duration(node.more_than_ago))
+        conds.append(ev.c.ts < clock.moment(node.more_than_ago, "datetime"))
     elif node.between is not None:
-        low, high = (parse_moment(v, "datetime", run_date) for v in node.between)
+        low, high = (clock.moment(v, "datetime") for v in node.between)
         conds.append(ev.c.ts.between(low, high))
     for cond in node.conditions:
         op, raw = cond.operator
-        conds.append(_condition(ev.c[cond.name], op, raw, vocab.event_properties[cond.name], run_date))
+        conds.append(_condition(ev.c[cond.name], op, raw, vocab.event_properties[cond.name], clock))
     return conds
 
 
 def _value_on(
-    ev: sa.Table, conds: list[ColumnElement[bool]], spec: Any, first: bool, vocab: Vocabulary, run_date: dt.date
+    ev: sa.Table, source: Any, conds: list[ColumnElement[bool]], spec: Any, first: bool, vocab: Vocabulary, clock: Clock
 ) -> ColumnElement[bool]:
     """The property on each customer's first/last matching event (greatest value at a tied moment),
     compared as an attribute is: a customer without such an event never matches."""
     moment = (sa.func.min if first else sa.func.max)(ev.c.ts).label("moment")
-    edge = sa.select(ev.c.customer_id, moment).where(*conds).group_by(ev.c.customer_id).subquery("edge")
+    edge = (
+        sa.select(ev.c.customer_id, moment)
+        .select_from(source)
+        .where(*conds)
+        .group_by(ev.c.customer_id)
+        .subquery("edge")
+    )
     on_edge = ev.alias("on_edge")
     adapter = ClauseAdapter(on_edge)
     filtered = [adapter.traverse(c) for c in conds]
@@ -253,15 +273,17 @@ def _value_on(
         greatest = sa.case((top == 1, sa.true()), (top == 0, sa.false()))
     else:
         greatest = sa.func.max(column)
+    picked = sa.select(on_edge.c.customer_id, greatest.label("value")).select_from(
+        adapter.traverse(source) if isinstance(source, sa.Join) else on_edge
+    )
     values = (
-        sa.select(on_edge.c.customer_id, greatest.label("value"))
-        .join(edge, sa.and_(edge.c.customer_id == on_edge.c.customer_id, edge.c.moment == on_edge.c.ts))
+        picked.join(edge, sa.and_(edge.c.customer_id == on_edge.c.customer_id, edge.c.moment == on_edge.c.ts))
         .where(*filtered)
         .group_by(on_edge.c.customer_id)
         .subquery("value_on")
     )
     op, raw = spec.operator
-    test = _condition(values.c.value, op, raw, kind, run_date)
+    test = _condition(values.c.value, op, raw, kind, clock.at(customers.c.timezone))
     return sa.exists().where(values.c.customer_id == customers.c.customer_id, test)
 
 
@@ -290,20 +312,16 @@ def _aggregate(per_customer: sa.Select[Any], measure: Any, op: str, value: Any) 
     return member_of(per_customer.having(predicate))
 
 
-def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
+def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, clock: Clock) -> ColumnElement[bool]:
     """`col OP raw` as a two-valued predicate: a missing value satisfies only ne, not_in, is_null."""
     if op in RELATIVE:
-        return _relative(col, op, raw, kind, run_date)
+        return _relative(col, op, raw, kind, clock)
     if op in ("before", "after", "on"):
-        return _moment(col, op, raw, kind, run_date)
+        return _moment(col, op, raw, kind, clock)
     value = parse_operand(op, raw, kind)
     if kind in ("date", "datetime") and op not in ("exists", "is_null"):
         # durations in comparisons count back from the run date, like within_last
-        value = (
-            [parse_moment(v, kind, run_date) for v in raw]
-            if isinstance(raw, list)
-            else parse_moment(raw, kind, run_date)
-        )
+        value = [clock.moment(v, kind) for v in raw] if isinstance(raw, list) else clock.moment(raw, kind)
     present = col.is_not(None)
     if op in _ABSENT_PASSES:
         return sa.or_(col.is_(None), _ABSENT_PASSES[op](col, value))
@@ -312,25 +330,22 @@ def _condition(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_dat
     return sa.and_(present, _PRESENT_ONLY[op](col, value))
 
 
-def _relative(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
-    moment = anchor(run_date) - parse_duration(raw)
-    bound: Any = moment.date() if kind == "date" else moment
+def _relative(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, clock: Clock) -> ColumnElement[bool]:
+    bound = clock.moment(raw, kind)
     present = col.is_not(None)
     return sa.and_(present, col >= bound) if op == "within_last" else sa.and_(present, col < bound)
 
 
-def _moment(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, run_date: dt.date) -> ColumnElement[bool]:
-    moment = parse_moment(raw, kind, run_date)
+def _moment(col: sa.ColumnElement[Any], op: str, raw: Any, kind: str, clock: Clock) -> ColumnElement[bool]:
     present = col.is_not(None)
     if op == "before":
-        return sa.and_(present, col < moment)
+        return sa.and_(present, col < clock.moment(raw, kind))
     if op == "after":
-        return sa.and_(present, col > moment)
-    day = moment if kind == "date" else moment.date()
+        return sa.and_(present, col > clock.moment(raw, kind))
+    day = parse_moment(raw, "date", clock.run_date)
     if kind == "date":
         return sa.and_(present, col == day)
-    start = dt.datetime.combine(day, dt.time())
-    return sa.and_(present, col >= start, col < start + dt.timedelta(days=1))
+    return sa.and_(present, col >= clock.moment(day, kind), col < clock.moment(day + dt.timedelta(days=1), kind))
 
 
 Comparison = Callable[[sa.ColumnElement[Any], Any], ColumnElement[bool]]

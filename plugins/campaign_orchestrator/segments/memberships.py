@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.definitions.rules import LifecycleSpec, Vocabulary, dependencies, evaluation_order
 from campaign_orchestrator.segments.compile import Inline, compile_rule
+from campaign_orchestrator.segments.windows import LocalWindows
 from campaign_orchestrator.warehouse.bulk import analyze_tables
 from campaign_orchestrator.warehouse.tables import customers, lifecycle_membership, segment_membership, segment_stats
 
@@ -27,8 +28,10 @@ def compute_memberships(
     vocab: Vocabulary,
     run_date: dt.date,
     lifecycles: Sequence[LifecycleSpec] = (),
+    windows: LocalWindows | None = None,
 ) -> dict[str, int]:
-    """Replace the run date's memberships and stages with fresh ones, set-based, in dependency order."""
+    """Replace the run date's memberships and stages with fresh ones, set-based, in dependency order.
+    `windows` counts relative dates in each customer's zone (settings `windows: customer_local`)."""
     by_id = {lc.id: lc for lc in lifecycles}
     sizes: dict[str, int] = {}
     order = evaluation_order(rules, lifecycles)
@@ -48,7 +51,7 @@ def compute_memberships(
             )
         )
         select = sa.select(sa.literal(run_date, sa.Date()), sa.literal(name), customers.c.customer_id).where(
-            compile_rule(rules[name], vocab, run_date)
+            compile_rule(rules[name], vocab, run_date, windows=windows)
         )
         conn.execute(segment_membership.insert().from_select(["run_date", "segment_id", "customer_id"], select))
         sizes[name] = _record_stats(conn, name, run_date)
@@ -143,6 +146,7 @@ def estimate(
     run_date: dt.date,
     lifecycles: Sequence[LifecycleSpec] = (),
     sample_size: int = 5,
+    windows: LocalWindows | None = None,
 ) -> Estimate:
     """Size a segment on the current warehouse without a run: referenced segments and lifecycle
     stages are compiled in place, so nothing needs to be materialised first."""
@@ -151,7 +155,7 @@ def estimate(
         lifecycles={lc.id: lc.stages for lc in lifecycles},
         otherwise={lc.id: lc.otherwise for lc in lifecycles},
     )
-    predicate = compile_rule(rules[segment_id], vocab, run_date, inline)
+    predicate = compile_rule(rules[segment_id], vocab, run_date, inline, windows)
     size = int(conn.scalar(sa.select(sa.func.count()).select_from(customers).where(predicate)) or 0)
     sample = list(
         conn.execute(
