@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from campaign_orchestrator.definitions.templates import missing_translations
+from campaign_orchestrator.definitions.templates import missing_translations, normalise_locale
 from campaign_orchestrator.render.compiled import CONTEXT_VARIABLES, CompiledTemplate, RenderError, render_policy
 
 PLACEHOLDER = "sample"
@@ -48,10 +48,35 @@ def lint_templates(
             continue
         problems.extend(f"{where}: {p}" for p in missing_translations(template))
         problems.extend(f"{where}: {p}" for p in _lint_locales(compiled, known, required_variables))
+        language = template.default_locale or definitions.settings.default_locale
+        problems.extend(f"{where}: {p}" for p in inherited_defaults(template, compiled, language))
         compiled_ok[template.id] = compiled
     for campaign in definitions.campaigns.values():
         if only is None or set(campaign.variant_templates.values()) & only:
             problems.extend(_lint_campaign_locales(definitions, campaign, compiled_ok))
+    return problems
+
+
+def _language(tag: str) -> str:
+    return normalise_locale(tag).split("-")[0]
+
+
+def inherited_defaults(template: Any, compiled: CompiledTemplate, default_locale: str) -> list[str]:
+    """A translation that would show a default written in another language: 'Hallo there'."""
+    problems = []
+    written_in = _language(default_locale)
+    for tag, block in sorted(template.locales.items()):
+        if _language(tag) == written_in:
+            continue
+        own = block.get("defaults", {})
+        locale = compiled.locales[normalise_locale(tag)]
+        for name in sorted(locale.variables):
+            value = template.defaults.get(name)
+            if name not in own and isinstance(value, str) and value.strip():
+                problems.append(
+                    f"template {template.id!r}, locales.{tag}: variable {name!r} falls back to the default {value!r}, written in "
+                    f"{written_in!r}; give locales.{tag}.defaults a {name} in {_language(tag)!r}"
+                )
     return problems
 
 

@@ -102,6 +102,38 @@ content:
     ]
 
 
+def test_a_translation_inheriting_a_default_in_another_language_is_reported(repo: Path, marketing: Path) -> None:
+    add_template(
+        marketing,
+        """
+id: lint_inherited
+channel: push
+default_locale: en
+defaults: {first_name: there, tier: ""}
+content:
+  title: "Hi {{ first_name }}"
+  body: "Your points{{ tier }}"
+locales:
+  en-GB:
+    title: "Hiya {{ first_name }}"
+    body: "Your points{{ tier }}"
+  de:
+    title: "Hallo {{ first_name }}"
+    body: "Deine Punkte{{ tier }}"
+  fr:
+    defaults: {first_name: vous}
+    title: "Bonjour {{ first_name }}"
+    body: "Vos points{{ tier }}"
+""",
+    )
+    problems = lint(repo, marketing)
+    # only German shows an English word; en-GB is English, French has its own, "" is no language
+    assert problems == [
+        f"{marketing}/templates/zz_lint_case.yaml: template 'lint_inherited', locales.de: variable 'first_name' "
+        "falls back to the default 'there', written in 'en'; give locales.de.defaults a first_name in 'de'"
+    ]
+
+
 def test_fields_over_the_channel_limits_with_the_declared_defaults(repo: Path, marketing: Path) -> None:
     add_template(
         marketing,
