@@ -74,8 +74,8 @@ def inherited_defaults(template: Any, compiled: CompiledTemplate, default_locale
             value = template.defaults.get(name)
             if name not in own and isinstance(value, str) and value.strip():
                 problems.append(
-                    f"template {template.id!r}, locales.{tag}: variable {name!r} falls back to the default {value!r}, written in "
-                    f"{written_in!r}; give locales.{tag}.defaults a {name} in {_language(tag)!r}"
+                    f"template {template.id!r}, locales.{tag}: variable {name!r} falls back to the default "
+                    f"{value!r}, written in {written_in!r}; give locales.{tag}.defaults a {name} in {_language(tag)!r}"
                 )
     return problems
 
