@@ -102,10 +102,13 @@ def known_customers(engine: Engine, spec: SourceSpec | None, folder: Path, run_d
 
 
 class Repeats:
-    """Rows whose columns repeat an earlier row's in the same source (8 bytes a row)."""
+    """Rows whose columns repeat an earlier row's in the same source: a sorted array of the hashes
+    seen (8 bytes a row, no Python object per row)."""
 
     def __init__(self) -> None:
-        self.seen: set[int] = set()
+        import numpy as np
+
+        self.seen: np.ndarray = np.array([], dtype=np.uint64)
 
     def mark(self, frame: pd.DataFrame) -> np.ndarray:
         """A mask of the rows that repeat a row of this chunk or of an earlier one."""
@@ -113,12 +116,29 @@ class Repeats:
         import pandas as pd
 
         found = pd.util.hash_pandas_object(frame, index=False)
-        repeat: np.ndarray = np.array(found.duplicated().to_numpy(), dtype=bool)  # a writable copy
-        values = found.to_numpy().tolist()
-        seen = self.seen
-        repeat |= np.fromiter((h in seen for h in values), dtype=bool, count=len(values))
-        seen.update(values)
+        repeat: np.ndarray = found.duplicated().to_numpy() | np.isin(found.to_numpy(), self.seen)
+        self.seen = np.union1d(self.seen, found.to_numpy())
         return repeat
+
+
+class RepeatCount:
+    """How many rows repeat an earlier row exactly, counted once at the end (8 bytes a row)."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        import pandas as pd
+
+        self.parts.append(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+
+    def total(self) -> int:
+        import numpy as np
+
+        if not self.parts:
+            return 0
+        hashes = np.concatenate(self.parts)
+        return int(len(hashes) - len(np.unique(hashes)))
 
 
 @dataclass(frozen=True)
@@ -189,8 +209,7 @@ class RowChecks:
             else None
         )
         self.event_ids = Repeats() if family == "events" and "event_id" in contract.columns else None
-        self.exact = Repeats() if family == "events" and self.event_ids is None else None
-        self.exact_repeats = 0
+        self.exact = RepeatCount() if family == "events" and self.event_ids is None else None
         self.churn_keys: list[np.ndarray] = []
         self.track_churn = bool(contract.key) and contract.key_churn is not None and staged.mode == "replace"
 
@@ -208,27 +227,29 @@ class RowChecks:
             repeat = self.event_ids.mark(ids) & good["event_id"].notna().to_numpy()
             good = _reject(chunk, good, repeat, "duplicate(event_id)", checked)
         if self.exact is not None and len(good):
-            self.exact_repeats += int(self.exact.mark(good).sum())
+            self.exact.add(good)
         if self.track_churn:  # the export's keys as written, valid rows or not: churn is about ids
             keys = chunk[self.contract.key].astype("string").apply(lambda column: column.str.strip())
             self.churn_keys.append(hashes_of(keys[keys.notna().all(axis=1) & (keys != "").all(axis=1)]))
         return good
 
     def finish(self) -> None:
-        staged = self.staged
-        if staged.unknown_customers:
-            staged.warnings.append(
-                f"{staged.unknown_customers} row(s) for customers that do not exist in {self.known.where}"  # type: ignore[union-attr]
+        """Say what was counted rather than rejected: in the staged source and the task log."""
+        staged, found = self.staged, []
+        if staged.unknown_customers and self.known is not None:
+            found.append(
+                f"{staged.unknown_customers} row(s) for customers that do not exist in {self.known.where}"
                 " were loaded (unknown_customers: count)"
             )
-        if self.exact_repeats:
-            staged.warnings.append(
-                f"{self.exact_repeats} row(s) repeat an earlier row exactly; declare an event_id column "
+        repeats = self.exact.total() if self.exact is not None else 0
+        if repeats:
+            found.append(
+                f"{repeats} row(s) repeat an earlier row exactly; declare an event_id column "
                 "in the events contract to drop repeats"
             )
-        for message in staged.warnings[-2:]:
-            if "do not exist" in message or "repeat an earlier row" in message:
-                log.warning("source %r, file %s: %s", staged.source, staged.file, message)
+        for message in found:
+            staged.warnings.append(message)
+            log.warning("source %r, file %s: %s", staged.source, staged.file, message)
 
 
 def _reject(chunk: pd.DataFrame, good: pd.DataFrame, mask: np.ndarray, reason: str, checked: Any) -> pd.DataFrame:
