@@ -70,25 +70,10 @@ def known_customers(engine: Engine, spec: SourceSpec | None, folder: Path, run_d
     import numpy as np
     import pandas as pd
 
-    if spec is not None and spec.format in ("csv", "parquet") and spec.file_path(folder, run_date).exists():
-        path = spec.file_path(folder, run_date)
-        if spec.format == "csv":
-            parts = [
-                hashes_of(chunk["customer_id"].str.strip())
-                for chunk in pd.read_csv(
-                    path,
-                    usecols=["customer_id"],
-                    dtype=str,
-                    keep_default_na=False,
-                    chunksize=READ_CHUNK,
-                    sep=spec.delimiter,
-                    encoding_errors="replace",
-                )
-            ]
-        else:
-            parts = [hashes_of(pd.read_parquet(path, columns=["customer_id"])["customer_id"])]
-        where = f"tonight's customers file {path.name}"
-    else:
+    parts = _tonights_customers(spec, folder, run_date)
+    if parts is not None and spec is not None:
+        where = f"tonight's customers file {spec.file_path(folder, run_date).name}"
+    else:  # no usable file tonight (its own validation says why): the table
         with engine.connect() as conn:
             parts = [
                 hashes_of(chunk["customer_id"])
@@ -99,6 +84,32 @@ def known_customers(engine: Engine, spec: SourceSpec | None, folder: Path, run_d
     if not len(hashes):
         return None
     return KnownCustomers(hashes, where)
+
+
+def _tonights_customers(spec: SourceSpec | None, folder: Path, run_date: Any) -> list[np.ndarray] | None:
+    """Hashes of the ids in tonight's customers file (CSV or Parquet), or None when there is none
+    or it cannot be read: the customers source's own validation reports that."""
+    import pandas as pd
+
+    if spec is None or spec.format not in ("csv", "parquet") or not spec.file_path(folder, run_date).exists():
+        return None
+    path = spec.file_path(folder, run_date)
+    try:
+        if spec.format == "parquet":
+            return [hashes_of(pd.read_parquet(path, columns=["customer_id"])["customer_id"])]
+        chunks = pd.read_csv(
+            path,
+            usecols=["customer_id"],
+            dtype=str,
+            keep_default_na=False,
+            chunksize=READ_CHUNK,
+            sep=spec.delimiter,
+            encoding_errors="replace",
+        )
+        return [hashes_of(chunk["customer_id"].str.strip()) for chunk in chunks]
+    except (ValueError, OSError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+        log.info("customers file %s not usable for the unknown-customer check: %s", path.name, type(exc).__name__)
+        return None
 
 
 class Repeats:
