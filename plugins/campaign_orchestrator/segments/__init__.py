@@ -2,7 +2,8 @@
 
 Guarantee: every rule compiles to parameter-bound SQL over allow-listed columns (a rule cannot run
 SQL), every condition is TRUE or FALSE (never NULL), segments are computed after what they use,
-and each customer has exactly one stage per lifecycle and run date.
+windows start where the settings say (UTC, or each customer's local midnight) with the same result
+on every engine, and each customer has exactly one stage per lifecycle and run date.
 """
 
 from campaign_orchestrator.segments.compile import compile_rule
