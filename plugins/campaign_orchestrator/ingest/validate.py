@@ -145,8 +145,10 @@ def _validate_into(
     if rows.churn_keys and staged.mode == "replace" and source in SOURCE_TABLES:
         churn = key_churn(engine, table, contract.key, np.concatenate(rows.churn_keys))
         if churn is not None:
-            staged.warnings.append(f"key churn: {churn.describe()}") if churn.new or churn.gone else None
             check_key_churn(contract, source, file_name, churn)
+            if churn.new or churn.gone:
+                staged.warnings.append(f"key churn: {churn.describe()}")
+                log.info("source %r, file %s: key churn: %s", source, file_name, churn.describe())
 
 
 def _check_input(
