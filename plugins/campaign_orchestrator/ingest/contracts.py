@@ -308,6 +308,8 @@ def _check_property_names(path: Path, cols: dict[str, ColumnSpec]) -> None:
     for name in cols:
         if name in EVENT_FIXED_COLUMNS:
             continue
+        if name == "event_id" and cols[name].type != "string":
+            raise ValueError(f"{path}: meta.columns.event_id: an event id is text (type: string)")
         if name in RESERVED_EVENT_COLUMNS or not ID_RE.match(name):
             raise ValueError(
                 f"{path}: meta.columns.{name}: an event property is lower-case letters, digits and _, "

@@ -53,9 +53,8 @@ class LocalWindows:
     def _utc(self, zone: str, moment: Any, kind: str) -> Any:
         tz = ZoneInfo(zone)
         if isinstance(moment, dt.timedelta):  # back from local midnight of the run date
-            if moment % dt.timedelta(days=1):  # hours: exact hours before local midnight
-                local = dt.datetime.combine(self.run_date, dt.time(), tz) - moment
-                return _naive_utc(local) if kind == "datetime" else local.date()
+            if moment % dt.timedelta(days=1):  # hours: exact hours before local midnight (in UTC: DST-proof)
+                return _naive_utc(dt.datetime.combine(self.run_date, dt.time(), tz)) - moment
             day = self.run_date - dt.timedelta(days=moment.days)
             return _naive_utc(dt.datetime.combine(day, dt.time(), tz)) if kind == "datetime" else day
         if kind == "date":

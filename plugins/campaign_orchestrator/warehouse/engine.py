@@ -100,7 +100,26 @@ def ensure_schema(engine: Engine) -> None:
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
         raise WarehouseUnavailable(f"cannot reach the warehouse {redacted(engine.url)}: {reason}") from None
+    _add_new_columns(engine)
     create_view(engine)
+
+
+# Nullable columns added after a table first shipped: created on a warehouse that predates them
+# (until schema migrations exist, issue 19).
+ADDED_COLUMNS = {"import_log": ("warnings",)}
+
+
+def _add_new_columns(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    prep = engine.dialect.identifier_preparer
+    for table_name, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        table = metadata.tables[table_name]
+        for name in names:
+            if name not in present:
+                ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {ddl}")
 
 
 def drop_schema(engine: Engine) -> None:

@@ -285,3 +285,30 @@ def test_a_broken_contract_property_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"meta\.columns\.import_date: an event property"):
         Contract.load(tmp_path / "events.json")
     assert ContractError  # the import's error type, for the cases above
+
+
+def test_an_event_id_must_be_text(tmp_path):
+    from campaign_orchestrator.ingest.contracts import Contract
+
+    doc = {"meta": {"source": "events", "columns": {"customer_id": {"type": "string"}, "event_id": {"type": "int"}}}}
+    (tmp_path / "events.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"meta\.columns\.event_id: an event id is text"):
+        Contract.load(tmp_path / "events.json")
+
+
+def test_a_warehouse_from_before_gets_the_new_import_log_column(warehouse):
+    from campaign_orchestrator.warehouse.engine import ensure_schema
+
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE import_log DROP COLUMN warnings")
+    ensure_schema(warehouse)
+    assert "warnings" in {c["name"] for c in sa.inspect(warehouse).get_columns("import_log")}
+
+
+def test_new_customers_rows_are_kept_when_tonights_customers_come_from_a_query(warehouse, tmp_path, shipped):
+    from campaign_orchestrator.ingest.integrity import known_customers
+    from campaign_orchestrator.ingest.sources import SourceSpec
+
+    night(warehouse, tmp_path / "n1", NIGHT1, shipped, files={"customers": customers_csv(IDS)})
+    spec = SourceSpec.model_validate({"format": "sql", "query": "SELECT 1", "url": "sqlite://"})
+    assert known_customers(warehouse, spec, tmp_path, NIGHT2) is None  # skipped, not the stale table

@@ -172,3 +172,12 @@ def test_bounds_are_bound_parameters_not_sql_text(loaded):
     predicate = compile_rule(RULES["opened_in_the_last_day"], VOCAB, RUN, windows=windows)
     sql = str(sa.select(customers.c.customer_id).where(predicate).compile(dialect=loaded.dialect))
     assert "Pacific/Kiritimati" not in sql and "2026-10-31" not in sql and "CASE" in sql
+
+
+def test_hours_are_hours_across_a_dst_change():
+    from campaign_orchestrator.segments.windows import LocalWindows
+
+    # New York springs forward on 2024-03-10: 36 hours before its midnight of 11 March is 17:00 on
+    # the 9th in local wall time, 16:00Z (05:00Z at midnight minus 36 real hours).
+    windows = LocalWindows(dt.date(2024, 3, 11), ("America/New_York",), "UTC")
+    assert windows._utc("America/New_York", dt.timedelta(hours=36), "datetime") == utc(2024, 3, 9, 16)
