@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
 from campaign_orchestrator.errors import CampaignError
@@ -39,5 +40,5 @@ def main(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-for _command in (run, deliver, import_command, notices, schema, plan, estimate, preview, validate):
+for _command in (run, deliver, import_command, notices, schema, plan, estimate, preview, validate, inbox):
     main.add_command(_command)

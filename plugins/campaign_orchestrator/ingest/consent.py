@@ -1,7 +1,8 @@
 """Consent: the current opt-in state per customer and channel, derived from the full history.
 
-The history (`preferences`) is what was imported; the state is recomputed from it in one
-set-based statement, so a change older than the newest one can never overwrite it.
+The history is what was imported (`preferences`) plus what customers changed through the inbox
+API (`preference_changes`); the state is recomputed from both in one set-based statement, so a
+change older than the newest one (an older export loaded tonight) can never overwrite it.
 """
 
 from __future__ import annotations
@@ -10,21 +11,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.warehouse.bulk import empty_table, indexes_deferred
-from campaign_orchestrator.warehouse.tables import preference_state, preferences
+from campaign_orchestrator.warehouse.tables import preference_changes, preference_state, preferences
 
 
 def refresh_preference_state(conn: Connection) -> int:
     """Rebuild the state: per (customer, channel) the newest change; at a tie the opt-out."""
 
+    history = sa.union_all(
+        *(sa.select(t.c.customer_id, t.c.channel, t.c.enabled, t.c.ts) for t in (preferences, preference_changes))
+    ).subquery("history")
     ranked = sa.select(
-        preferences.c.customer_id,
-        preferences.c.channel,
-        preferences.c.enabled,
-        preferences.c.ts,
+        history.c.customer_id,
+        history.c.channel,
+        history.c.enabled,
+        history.c.ts,
         sa.func.row_number()
         .over(
-            partition_by=(preferences.c.customer_id, preferences.c.channel),
-            order_by=(preferences.c.ts.desc(), preferences.c.enabled.asc()),
+            partition_by=(history.c.customer_id, history.c.channel),
+            order_by=(history.c.ts.desc(), history.c.enabled.asc()),
         )
         .label("newest"),
     ).subquery("ranked")

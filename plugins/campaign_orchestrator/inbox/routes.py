@@ -1,0 +1,204 @@
+"""The inbox routes apps and back ends call: feed, events, bulk states, preferences, devices, tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from starlette.responses import Response
+
+from campaign_orchestrator.clock import naive_utc
+from campaign_orchestrator.inbox.access import Caller
+from campaign_orchestrator.inbox.engagement import EVENT_NAMES, EngagementEvent, record_events
+from campaign_orchestrator.inbox.feed import Status, item, paginate, parse_version, select_status
+from campaign_orchestrator.inbox.models import (
+    ID_TEXT,
+    BulkState,
+    BulkStateResult,
+    Device,
+    DeviceUpdate,
+    EventBatch,
+    EventResults,
+    Feed,
+    Preferences,
+    PreferencesUpdate,
+    Problem,
+    PublicMessages,
+    Token,
+    TokenRequest,
+)
+from campaign_orchestrator.inbox.preferences import change_preferences, read_preferences, sync_device
+from campaign_orchestrator.inbox.responses import json_response
+from campaign_orchestrator.inbox.service import InboxService, service
+from campaign_orchestrator.inbox.tokens import issue_token
+
+router = APIRouter()
+CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_TEXT)]
+AppId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_TEXT)]
+Authorization = Annotated[str | None, Header(description="Bearer <customer token>")]
+ApiKey = Annotated[str | None, Header(alias="X-Api-Key", description="the server key (back-end callers)")]
+AppVersionHeader = Annotated[str | None, Header(alias="X-App-Version", max_length=32)]
+SessionHeader = Annotated[str | None, Header(alias="X-Session-Id", max_length=64)]
+Svc = Annotated[InboxService, Depends(service)]
+DENIED: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no, a wrong or an expired token or key"},
+    403: {"model": Problem, "description": "a token for another customer"},
+    429: {"model": Problem, "description": "too many requests for this customer; see Retry-After"},
+}
+CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged since the ETag given in If-None-Match"}}
+
+
+def caller_for(
+    svc: Svc, customer_id: CustomerId, authorization: Authorization = None, x_api_key: ApiKey = None
+) -> Caller:
+    return svc.gate.for_customer(customer_id, authorization, x_api_key)
+
+
+Allowed = Annotated[Caller, Depends(caller_for)]
+
+
+@router.get(
+    "/v1/customers/{customer_id}/feed",
+    response_model=Feed,
+    responses={**DENIED, **CACHED, 400: {"model": Problem}},
+    summary="The customer's showable messages, pinned first, then priority, then newest",
+)
+def get_feed(
+    request: Request,
+    svc: Svc,
+    customer_id: CustomerId,
+    _caller: Allowed,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="default 50")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: Annotated[Status, Query()] = "active",
+    app_version: Annotated[str | None, Query(max_length=32)] = None,
+    session_id: Annotated[str | None, Query(max_length=64)] = None,
+    x_app_version: AppVersionHeader = None,
+    x_session_id: SessionHeader = None,
+) -> Response:
+    version = parse_version(app_version or x_app_version)
+    _inbox, messages = svc.read(customer_id, session_id or x_session_id, version)
+    page = paginate(messages, status, cursor, limit or svc.settings.default_page)
+    payload = {
+        "items": page.items,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+        "unread": page.unread,
+        "unseen": page.unseen,
+    }
+    return json_response(request, payload, svc.settings.max_age_seconds)
+
+
+@router.get(
+    "/v1/public-messages",
+    response_model=PublicMessages,
+    responses={**CACHED, 400: {"model": Problem}},
+    summary="Notices for every app (outages, forced updates); no token needed",
+)
+def get_public_messages(
+    request: Request,
+    svc: Svc,
+    app_version: Annotated[str | None, Query(max_length=32)] = None,
+    x_app_version: AppVersionHeader = None,
+) -> Response:
+    _inbox, messages = svc.read(None, None, parse_version(app_version or x_app_version))
+    return json_response(request, {"items": [item(m) for m in messages if m.public]}, svc.settings.max_age_seconds)
+
+
+@router.post(
+    "/v1/customers/{customer_id}/events",
+    response_model=EventResults,
+    responses=DENIED,
+    summary="Displayed, clicked, dismissed, read, archived, acknowledged: once per client event id",
+)
+def post_events(request: Request, svc: Svc, customer_id: CustomerId, _caller: Allowed, batch: EventBatch) -> Response:
+    now = svc.now()
+    events = [
+        EngagementEvent(
+            event_id=e.id,
+            message_id=e.message_id,
+            event=EVENT_NAMES[e.type],
+            at=naive_utc(e.at) if e.at else now,
+            session_id=e.session_id,
+            app_id=e.app_id,
+        )
+        for e in batch.events
+    ]
+    outcomes = record_events(svc.engine, customer_id, events, now)
+    results = [{"id": e.id, "outcome": o} for e, o in zip(batch.events, outcomes, strict=True)]
+    return json_response(request, {"results": results}, 0, cache=False)
+
+
+@router.post(
+    "/v1/customers/{customer_id}/messages/state",
+    response_model=BulkStateResult,
+    responses=DENIED,
+    summary="Change every matching showable message at once (mark all read, archive a campaign's)",
+)
+def post_bulk_state(
+    request: Request, svc: Svc, customer_id: CustomerId, _caller: Allowed, change: BulkState
+) -> Response:
+    _inbox, messages = svc.read(customer_id, None, None)
+    chosen = [m for m in select_status(messages, change.status) if change.campaign_id in (None, m.campaign_id)]
+    now = svc.now()
+    events = [EngagementEvent(f"bulk-{uuid.uuid4().hex}", m.message_id, change.action, now) for m in chosen]
+    outcomes = record_events(svc.engine, customer_id, events, now)
+    return json_response(request, {"changed": outcomes.count("accepted")}, 0, cache=False)
+
+
+@router.get("/v1/customers/{customer_id}/preferences", response_model=Preferences, responses={**DENIED, **CACHED})
+def get_preferences(request: Request, svc: Svc, customer_id: CustomerId, _caller: Allowed) -> Response:
+    with svc.engine.connect() as conn:
+        payload = read_preferences(conn, customer_id)
+    return json_response(request, payload, svc.settings.max_age_seconds)
+
+
+@router.put(
+    "/v1/customers/{customer_id}/preferences",
+    response_model=Preferences,
+    responses=DENIED,
+    summary="Opt in or out per channel: takes effect at once, kept in the audit trail",
+)
+def put_preferences(
+    request: Request, svc: Svc, customer_id: CustomerId, caller: Allowed, update: PreferencesUpdate
+) -> Response:
+    change_preferences(svc.engine, customer_id, dict(update.channels), update.source, caller.audit_name, svc.now())
+    with svc.engine.connect() as conn:
+        payload = read_preferences(conn, customer_id)
+    return json_response(request, payload, 0, cache=False)
+
+
+@router.put(
+    "/v1/customers/{customer_id}/devices/{app_id}",
+    response_model=Device,
+    responses=DENIED,
+    summary="Sync a device: platform, push token and (for Pinpoint SDKs) its endpoint id",
+)
+def put_device(
+    request: Request, svc: Svc, customer_id: CustomerId, app_id: AppId, _caller: Allowed, device: DeviceUpdate
+) -> Response:
+    payload = sync_device(
+        svc.engine, customer_id, app_id, device.platform, device.push_token, device.endpoint_id, svc.now()
+    )
+    return json_response(request, payload, 0, cache=False)
+
+
+@router.post(
+    "/v1/tokens",
+    response_model=Token,
+    responses={401: {"model": Problem}},
+    summary="A customer token for an app session (back end only: server key)",
+)
+def post_token(request: Request, svc: Svc, body: TokenRequest, x_api_key: ApiKey = None) -> Response:
+    svc.gate.server_only(x_api_key)
+    issued = dt.datetime.now(dt.UTC)
+    token = issue_token(body.customer_id, svc.settings.signing_secret, body.ttl_seconds, issued)
+    expires = (issued + dt.timedelta(seconds=body.ttl_seconds)).isoformat().replace("+00:00", "Z")
+    return json_response(request, {"token": token, "expires_at": expires}, 0, cache=False)
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
