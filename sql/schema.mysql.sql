@@ -82,6 +82,44 @@ CREATE TABLE delivery_batches (
 CREATE INDEX ix_batches_claim ON delivery_batches (claim_id);
 CREATE INDEX ix_batches_claimable ON delivery_batches (run_date, state, shard_key);
 
+CREATE TABLE device_tokens (
+	customer_id VARCHAR(64) NOT NULL, 
+	app_id VARCHAR(128) NOT NULL, 
+	platform VARCHAR(16) NOT NULL, 
+	push_token TEXT, 
+	endpoint_id VARCHAR(64), 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (customer_id, app_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_device_tokens_endpoint ON device_tokens (endpoint_id);
+
+CREATE TABLE display_counts (
+	customer_id VARCHAR(64) NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	scope VARCHAR(80) NOT NULL, 
+	displays INTEGER NOT NULL, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (customer_id, campaign_id, scope)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+
+CREATE TABLE engagement_events (
+	customer_id VARCHAR(64) NOT NULL, 
+	event_id VARCHAR(64) NOT NULL, 
+	message_id VARCHAR(36) NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	variant VARCHAR(128) NOT NULL, 
+	event VARCHAR(16) NOT NULL, 
+	at DATETIME NOT NULL, 
+	received_at DATETIME NOT NULL, 
+	session_id VARCHAR(64), 
+	app_id VARCHAR(128), 
+	PRIMARY KEY (customer_id, event_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_engagement_campaign_event_at ON engagement_events (campaign_id, event, at);
+
 CREATE TABLE events (
 	customer_id VARCHAR(64) NOT NULL, 
 	name VARCHAR(128) NOT NULL, 
@@ -137,6 +175,20 @@ CREATE TABLE inapp_messages (
 
 CREATE INDEX ix_inapp_customer_start ON inapp_messages (customer_id, start_at);
 
+CREATE TABLE inapp_states (
+	customer_id VARCHAR(64) NOT NULL, 
+	message_id VARCHAR(36) NOT NULL, 
+	seen_at DATETIME, 
+	read_at DATETIME, 
+	clicked_at DATETIME, 
+	dismissed_at DATETIME, 
+	archived_at DATETIME, 
+	acknowledged_at DATETIME, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (customer_id, message_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+
 CREATE TABLE lifecycle_membership (
 	run_date DATE NOT NULL, 
 	lifecycle_id VARCHAR(128) NOT NULL, 
@@ -178,6 +230,17 @@ CREATE TABLE outbox (
 CREATE INDEX ix_outbox_batch ON outbox (batch_id);
 CREATE INDEX ix_outbox_customer_slot ON outbox (customer_id, slot_date);
 CREATE INDEX ix_outbox_run ON outbox (run_date, campaign_id);
+
+CREATE TABLE preference_changes (
+	customer_id VARCHAR(64) NOT NULL, 
+	channel VARCHAR(16) NOT NULL, 
+	enabled BOOL NOT NULL, 
+	ts DATETIME NOT NULL, 
+	source VARCHAR(128) NOT NULL, 
+	caller VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (customer_id, channel, ts, enabled)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
 
 CREATE TABLE preference_state (
 	customer_id VARCHAR(64) NOT NULL, 

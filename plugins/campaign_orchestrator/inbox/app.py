@@ -35,7 +35,9 @@ def create_app(settings: InboxSettings) -> FastAPI:
         description="In-app messages for the apps: feed, engagement events, caps at display, preferences, "
         "and Pinpoint-compatible GetInAppMessages / PutEvents.",
     )
-    app.state.inbox = InboxService(settings, engine, Gate(settings), MarketingFiles(settings.config_dir, settings.reload_seconds))
+    app.state.inbox = InboxService(
+        settings, engine, Gate(settings), MarketingFiles(settings.config_dir, settings.reload_seconds)
+    )
     app.include_router(router)
     app.include_router(pinpoint_router)
 

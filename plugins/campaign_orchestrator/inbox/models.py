@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from campaign_orchestrator.inbox.engagement import Outcome
 from campaign_orchestrator.inbox.preferences import PreferenceChannel
 
 ID_TEXT = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
+MESSAGE_ID = r"^[A-Za-z0-9-]+$"
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: refuse it at the door, not with a 500
+
+
+def plausible_time(value: dt.datetime) -> dt.datetime:
+    """An event time a device could have: 2000-2100 (a year-1 timestamp is a broken clock)."""
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("a time between the years 2000 and 2100")
+    return value
+
+
+EventTime = Annotated[dt.datetime, AfterValidator(plausible_time)]
 EventType = Literal[
     "displayed",
     "clicked",
@@ -74,11 +87,11 @@ class PublicMessages(BaseModel):
 
 class EventIn(Strict):
     id: str = Field(min_length=1, max_length=64, pattern=ID_TEXT, description="the client's event id (idempotency)")
-    message_id: str = Field(min_length=1, max_length=36)
+    message_id: str = Field(min_length=1, max_length=36, pattern=MESSAGE_ID)
     type: EventType
-    at: dt.datetime | None = Field(default=None, description="when it happened on the device; default now")
-    session_id: str | None = Field(default=None, max_length=64)
-    app_id: str | None = Field(default=None, max_length=128)
+    at: EventTime | None = Field(default=None, description="when it happened on the device; default now")
+    session_id: str | None = Field(default=None, max_length=64, pattern=ID_TEXT)
+    app_id: str | None = Field(default=None, max_length=128, pattern=ID_TEXT)
 
 
 class EventBatch(Strict):
@@ -97,7 +110,7 @@ class EventResults(BaseModel):
 class BulkState(Strict):
     action: BulkAction
     status: Literal["active", "unread", "unseen", "read"] = "active"
-    campaign_id: str | None = Field(default=None, max_length=128)
+    campaign_id: str | None = Field(default=None, max_length=128, pattern=ID_TEXT)
 
 
 class BulkStateResult(BaseModel):
@@ -130,7 +143,7 @@ class PreferencesUpdate(Strict):
 
 class DeviceUpdate(Strict):
     platform: Literal["ios", "android", "web"]
-    push_token: str | None = Field(default=None, max_length=4096)
+    push_token: str | None = Field(default=None, max_length=4096, pattern=NO_NUL)
     endpoint_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_TEXT)
 
 
@@ -221,7 +234,7 @@ class PinpointMessages(BaseModel):
 
 class PinpointEvent(BaseModel):
     EventType: str = Field(min_length=1, max_length=128)
-    Timestamp: dt.datetime
+    Timestamp: EventTime
     Attributes: dict[str, str] = Field(default_factory=dict)
     Session: dict[str, Any] | None = None
     AppPackageName: str | None = None
@@ -233,7 +246,17 @@ class PinpointBatchItem(BaseModel):
 
 
 class PinpointEventsRequest(BaseModel):
-    BatchItem: dict[str, PinpointBatchItem] = Field(min_length=1, max_length=100)
+    BatchItem: dict[str, PinpointBatchItem] = Field(min_length=1, max_length=100, description="endpoint id -> events")
+
+    @model_validator(mode="after")
+    def _ids(self) -> PinpointEventsRequest:
+        ids = re.compile(ID_TEXT)
+        for endpoint_id, item in self.BatchItem.items():
+            if len(endpoint_id) > 64 or not ids.fullmatch(endpoint_id):
+                raise ValueError("an endpoint id is 1-64 letters, digits and _.:@-")
+            if any(len(e) > 64 or not ids.fullmatch(e) for e in item.Events):
+                raise ValueError("an event id is 1-64 letters, digits and _.:@-")
+        return self
 
 
 class PinpointItemResponse(BaseModel):

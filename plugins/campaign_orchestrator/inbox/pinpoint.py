@@ -18,7 +18,11 @@ from campaign_orchestrator.inbox.store import StoredMessage
 
 SESSION_START = {
     "FilterType": "SYSTEM",
-    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_session.start"]}},
+    "Dimensions": {
+        "Attributes": {},
+        "EventType": {"DimensionType": "INCLUSIVE", "Values": ["_session.start"]},
+        "Metrics": {},
+    },
 }
 
 

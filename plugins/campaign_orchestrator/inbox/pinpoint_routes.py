@@ -7,6 +7,7 @@ The same token or server key rules apply as on the inbox routes, checked against
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -23,6 +24,7 @@ from campaign_orchestrator.inbox.routes import CACHED, DENIED, ApiKey, Authoriza
 router = APIRouter(tags=["pinpoint"])
 ApplicationId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_TEXT)]
 EndpointId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_TEXT)]
+SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
 ACCEPTED = {"Message": "Accepted", "StatusCode": 202}
 
 
@@ -78,14 +80,14 @@ def put_events(
                 # Not an in-app event of a message this store holds: Pinpoint accepts and ignores such events.
                 answers[event_id] = ACCEPTED
                 continue
-            session = (e.Session or {}).get("Id")
+            session = str((e.Session or {}).get("Id") or "")
             events.append(
                 EngagementEvent(
-                    event_id=event_id[:64],
+                    event_id=event_id,
                     message_id=target.message_id,
                     event=name,
                     at=naive_utc(e.Timestamp),
-                    session_id=str(session)[:64] if session else None,
+                    session_id=session if SESSION.fullmatch(session) else None,
                     app_id=application_id,
                 )
             )

@@ -43,6 +43,7 @@ AppVersionHeader = Annotated[str | None, Header(alias="X-App-Version", max_lengt
 SessionHeader = Annotated[str | None, Header(alias="X-Session-Id", max_length=64)]
 Svc = Annotated[InboxService, Depends(service)]
 DENIED: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a body that is not JSON, a cursor or app version that is not valid"},
     401: {"model": Problem, "description": "no, a wrong or an expired token or key"},
     403: {"model": Problem, "description": "a token for another customer"},
     429: {"model": Problem, "description": "too many requests for this customer; see Retry-After"},
@@ -62,7 +63,7 @@ Allowed = Annotated[Caller, Depends(caller_for)]
 @router.get(
     "/v1/customers/{customer_id}/feed",
     response_model=Feed,
-    responses={**DENIED, **CACHED, 400: {"model": Problem}},
+    responses={**DENIED, **CACHED},
     summary="The customer's showable messages, pinned first, then priority, then newest",
 )
 def get_feed(
@@ -188,7 +189,7 @@ def put_device(
 @router.post(
     "/v1/tokens",
     response_model=Token,
-    responses={401: {"model": Problem}},
+    responses={400: DENIED[400], 401: DENIED[401]},
     summary="A customer token for an app session (back end only: server key)",
 )
 def post_token(request: Request, svc: Svc, body: TokenRequest, x_api_key: ApiKey = None) -> Response:

@@ -370,84 +370,6 @@ inapp_messages = Table(
     Index("ix_inapp_customer_start", "customer_id", "start_at"),
 )
 
-# ---- the inbox (written by the inbox service, read by the feed and by measurement) ----
-
-# Per (customer, message): when the customer first saw, read, clicked, ... it. NULL = not yet.
-inapp_states = Table(
-    "inapp_states",
-    metadata,
-    Column("customer_id", ID, nullable=False),
-    Column("message_id", String(36), nullable=False),
-    Column("seen_at", DateTime),
-    Column("read_at", DateTime),
-    Column("clicked_at", DateTime),
-    Column("dismissed_at", DateTime),
-    Column("archived_at", DateTime),
-    Column("acknowledged_at", DateTime),
-    Column("updated_at", DateTime, nullable=False),
-    PrimaryKeyConstraint("customer_id", "message_id"),
-)
-
-# Every engagement event an app reported, once per client event id: what measurement reads.
-engagement_events = Table(
-    "engagement_events",
-    metadata,
-    Column("customer_id", ID, nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("message_id", String(36), nullable=False),
-    Column("campaign_id", NAME, nullable=False),
-    Column("variant", NAME, nullable=False),
-    Column("event", String(16), nullable=False),
-    Column("at", DateTime, nullable=False),
-    Column("received_at", DateTime, nullable=False),
-    Column("session_id", String(64)),
-    Column("app_id", NAME),
-    PrimaryKeyConstraint("customer_id", "event_id"),
-    Index("ix_engagement_campaign_event_at", "campaign_id", "event", "at"),
-)
-
-# Displays counted per (customer, campaign, scope) in the transaction that stores the displayed
-# event; scope is `total`, `day:<customer's local date>` or `session:<id>`. A display is stored
-# only while every count is under its cap, with the rows locked, so two devices cannot overshoot.
-display_counts = Table(
-    "display_counts",
-    metadata,
-    Column("customer_id", ID, nullable=False),
-    Column("campaign_id", NAME, nullable=False),
-    Column("scope", String(80), nullable=False),
-    Column("displays", Integer, nullable=False),
-    Column("updated_at", DateTime, nullable=False),
-    PrimaryKeyConstraint("customer_id", "campaign_id", "scope"),
-)
-
-# Preference changes made through the inbox API: the audit trail's other half (who, when, from
-# where). Never touched by an import, so a night loading an older export cannot undo one.
-preference_changes = Table(
-    "preference_changes",
-    metadata,
-    Column("customer_id", ID, nullable=False),
-    Column("channel", String(16), nullable=False),
-    Column("enabled", Boolean, nullable=False),
-    Column("ts", DateTime, nullable=False),
-    Column("source", NAME, nullable=False),
-    Column("caller", String(64), nullable=False),
-    PrimaryKeyConstraint("customer_id", "channel", "ts", "enabled"),
-)
-
-# Devices the apps registered through the API (platform, push token, Pinpoint endpoint id).
-device_tokens = Table(
-    "device_tokens",
-    metadata,
-    Column("customer_id", ID, nullable=False),
-    Column("app_id", NAME, nullable=False),
-    Column("platform", String(16), nullable=False),
-    Column("push_token", Text),
-    Column("endpoint_id", String(64)),
-    Column("updated_at", DateTime, nullable=False),
-    PrimaryKeyConstraint("customer_id", "app_id"),
-    Index("ix_device_tokens_endpoint", "endpoint_id"),
-)
-
 # ---- runs ----
 
 run_log = Table(
@@ -471,6 +393,15 @@ SOURCE_TABLES: dict[str, Table] = {
     "suppressions": suppressions,
     "lists": list_members,
 }
+
+# The inbox service's tables share this metadata (defined apart: one idea per module).
+from campaign_orchestrator.warehouse import inbox_tables as _inbox  # noqa: E402
+
+inapp_states: Table = _inbox.inapp_states
+engagement_events: Table = _inbox.engagement_events
+display_counts: Table = _inbox.display_counts
+preference_changes: Table = _inbox.preference_changes
+device_tokens: Table = _inbox.device_tokens
 
 # Text compares case-sensitively on every engine (MySQL/MariaDB default collations do not), so a
 # rule like `tier eq gold` selects the same customers everywhere.

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.clock import utcnow
@@ -42,6 +41,7 @@ class Inbox:
     engine: Engine
     config_dir: Path
     log_path: Path
+    store_url: str = ""
     http: requests.Session = field(default_factory=requests.Session)
 
     # ---- the store, written as the night writes it ----
@@ -90,9 +90,7 @@ class Inbox:
     def end_public_messages(self) -> None:
         """Public messages show to everyone: a test that adds some ends them after itself."""
         with self.engine.begin() as conn:
-            conn.execute(
-                inapp_messages.update().where(inapp_messages.c.customer_id.is_(None)).values(end_at=utcnow())
-            )
+            conn.execute(inapp_messages.update().where(inapp_messages.c.customer_id.is_(None)).values(end_at=utcnow()))
 
     def token(self, customer_id: str, ttl: int = 600, secret: str = SECRET) -> dict[str, str]:
         return {"Authorization": f"Bearer {issue_token(customer_id, secret, ttl)}"}
@@ -131,7 +129,9 @@ def event(message_id: str, kind: str = "displayed", **kw: Any) -> dict[str, Any]
     return {"id": kw.pop("id", uuid.uuid4().hex), "message_id": message_id, "type": kind, **kw}
 
 
-def start_inbox(store_url: str, config_dir: Path, log_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_inbox(
+    store_url: str, config_dir: Path, log_path: Path, rate_limit: str = f"{RATE_LIMIT_PER_MINUTE}/minute", **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     environment = {
         **os.environ,
@@ -142,7 +142,7 @@ def start_inbox(store_url: str, config_dir: Path, log_path: Path, **env: str) ->
         **env,
     }
     command = [sys.executable, "-m", "campaign_orchestrator.cli", "inbox", "serve", "--port", str(port)]
-    command += ["--store", store_url, "--config", str(config_dir), "--rate-limit", f"{RATE_LIMIT_PER_MINUTE}/minute"]
+    command += ["--store", store_url, "--config", str(config_dir), "--rate-limit", rate_limit]
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
     url = f"http://127.0.0.1:{port}"
@@ -175,7 +175,7 @@ def inbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     shutil.copytree(ROOT / "marketing", config_dir)
     log_path = tmp / "inbox.log"
     process, base = start_inbox(url, config_dir, log_path)
-    yield Inbox(base, engine, config_dir, log_path)
+    yield Inbox(base, engine, config_dir, log_path, store_url=url)
     process.terminate()
     process.wait(timeout=30)
     engine.dispose()

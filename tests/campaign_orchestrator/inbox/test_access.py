@@ -14,7 +14,10 @@ def test_a_token_reads_and_writes_only_its_own_customer(inbox: Inbox):
     for response in (
         inbox.http.get(f"{inbox.url}/v1/customers/{theirs}/feed", headers=own, timeout=10),
         inbox.http.post(
-            f"{inbox.url}/v1/customers/{theirs}/events", json={"events": [event(secret_message)]}, headers=own, timeout=10
+            f"{inbox.url}/v1/customers/{theirs}/events",
+            json={"events": [event(secret_message)]},
+            headers=own,
+            timeout=10,
         ),
         inbox.http.get(f"{inbox.url}/v1/customers/{theirs}/preferences", headers=own, timeout=10),
     ):
@@ -46,12 +49,18 @@ def test_the_server_key_acts_for_any_customer_and_issues_tokens(inbox: Inbox):
     c = inbox.customer()
     m = inbox.message(c)
     key = {"X-Api-Key": SERVER_KEY}
-    assert [i["id"] for i in inbox.http.get(f"{inbox.url}/v1/customers/{c}/feed", headers=key, timeout=10).json()["items"]] == [m]
-    issued = inbox.http.post(f"{inbox.url}/v1/tokens", json={"customer_id": c, "ttl_seconds": 120}, headers=key, timeout=10)
+    assert [
+        i["id"] for i in inbox.http.get(f"{inbox.url}/v1/customers/{c}/feed", headers=key, timeout=10).json()["items"]
+    ] == [m]
+    issued = inbox.http.post(
+        f"{inbox.url}/v1/tokens", json={"customer_id": c, "ttl_seconds": 120}, headers=key, timeout=10
+    )
     assert issued.status_code == 200
     token = {"Authorization": f"Bearer {issued.json()['token']}"}
     assert inbox.http.get(f"{inbox.url}/v1/customers/{c}/feed", headers=token, timeout=10).status_code == 200
-    assert inbox.http.post(f"{inbox.url}/v1/tokens", json={"customer_id": c}, headers=token, timeout=10).status_code == 401
+    assert (
+        inbox.http.post(f"{inbox.url}/v1/tokens", json={"customer_id": c}, headers=token, timeout=10).status_code == 401
+    )
 
 
 def test_the_public_notices_need_no_token(inbox: Inbox):

@@ -114,10 +114,10 @@ def test_a_message_linking_to_a_retired_route_stops_showing_without_a_restart(in
     registry = inbox.config_dir / "deep_links.yaml"
     original = registry.read_text()
     try:
-        registry.write_text(original + "  - {route: \"shop://retiring/screen\", active: true}\n")
+        registry.write_text(original + '  - {route: "shop://retiring/screen", active: true}\n')
         time.sleep(0.5)
         assert m in inbox.feed_ids(c)
-        registry.write_text(original + "  - {route: \"shop://retiring/screen\", active: false}\n")
+        registry.write_text(original + '  - {route: "shop://retiring/screen", active: false}\n')
         time.sleep(0.5)
         assert m not in inbox.feed_ids(c)
     finally:

@@ -13,7 +13,9 @@ from tests.campaign_orchestrator.inbox.conftest import SERVER_KEY, Inbox
 
 def opt(inbox: Inbox, customer_id: str, headers: dict[str, str] | None = None, **channels: bool) -> dict:
     body = {"channels": channels, "source": "app_settings"}
-    response = inbox.put(f"/v1/customers/{customer_id}/preferences", None if headers else customer_id, body, headers=headers or {})
+    response = inbox.put(
+        f"/v1/customers/{customer_id}/preferences", None if headers else customer_id, body, headers=headers or {}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -46,7 +48,12 @@ def test_every_change_is_in_the_history_with_its_source_and_caller(inbox: Inbox)
     assert doc["channels"]["push"]["enabled"] is True and doc["channels"]["email"]["enabled"] is True
     history = [(h["channel"], h["enabled"], h["source"], h["caller"]) for h in doc["history"]]
     assert history[0] == ("push", True, "app_settings", "server")
-    assert ("push", False, "app_settings", "customer") in history and ("email", True, "app_settings", "customer") in history
+    assert ("push", False, "app_settings", "customer") in history and (
+        "email",
+        True,
+        "app_settings",
+        "customer",
+    ) in history
     got = inbox.get(f"/v1/customers/{c}/preferences", c).json()
     assert got == doc
 
