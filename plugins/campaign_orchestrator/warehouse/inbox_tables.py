@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, PrimaryKeyConstraint, String, Table, Text
 
-from campaign_orchestrator.warehouse.tables import ID, NAME, metadata
+from campaign_orchestrator.warehouse.metadata import ID, NAME, metadata
 
 # Per (customer, message): when the customer first saw, read, clicked, ... it. NULL = not yet.
 inapp_states = Table(

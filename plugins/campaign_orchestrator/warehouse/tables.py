@@ -16,7 +16,6 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -25,11 +24,27 @@ from sqlalchemy import (
 )
 
 from campaign_orchestrator.outbox.states import BATCH_STATES
+from campaign_orchestrator.warehouse.inbox_tables import (
+    device_tokens as device_tokens,
+)
+from campaign_orchestrator.warehouse.inbox_tables import (
+    display_counts as display_counts,
+)
+from campaign_orchestrator.warehouse.inbox_tables import (
+    engagement_events as engagement_events,
+)
+from campaign_orchestrator.warehouse.inbox_tables import (
+    inapp_states as inapp_states,
+)
+from campaign_orchestrator.warehouse.inbox_tables import (
+    preference_changes as preference_changes,
+)
+from campaign_orchestrator.warehouse.metadata import ID, NAME
+from campaign_orchestrator.warehouse.metadata import metadata as metadata
 
-metadata = MetaData()
+# The inbox service's tables live in `inbox_tables` and share this metadata; named here too.
+INBOX_TABLES = (inapp_states, engagement_events, display_counts, preference_changes, device_tokens)
 
-ID = String(64)
-NAME = String(128)
 
 # ---- imported sources (replaced nightly, except events which append) ----
 
@@ -393,15 +408,6 @@ SOURCE_TABLES: dict[str, Table] = {
     "suppressions": suppressions,
     "lists": list_members,
 }
-
-# The inbox service's tables share this metadata (defined apart: one idea per module).
-from campaign_orchestrator.warehouse import inbox_tables as _inbox  # noqa: E402
-
-inapp_states: Table = _inbox.inapp_states
-engagement_events: Table = _inbox.engagement_events
-display_counts: Table = _inbox.display_counts
-preference_changes: Table = _inbox.preference_changes
-device_tokens: Table = _inbox.device_tokens
 
 # Text compares case-sensitively on every engine (MySQL/MariaDB default collations do not), so a
 # rule like `tier eq gold` selects the same customers everywhere.
