@@ -146,6 +146,7 @@ def stack_test(workdir: Path, customers: int, run_date: dt.date | None) -> None:
         f"stack test passed in {result['seconds']}s: runs {result['runs']}; {len(result['tasks'])} task instances "
         f"of the triggered run on the Celery worker; {result['provider_sent']} messages to the provider "
         f"(simulator: {sim['recipients']} recipients), {result['inapp_rows']} in-app rows; per night: {nights}; "
+        f"the inbox served a targeted customer's message ({result['inbox_feed_items']} items in the feed); "
         "every process stopped"
     )
 

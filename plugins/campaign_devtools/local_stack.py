@@ -44,6 +44,7 @@ COMPOSE_SERVICES = (
     "airflow-dag-processor",
     "airflow-worker",
     "provider-sim",
+    "inbox",
 )
 AIRFLOW_PROCESSES = {
     "airflow-apiserver": ["api-server"],
@@ -166,11 +167,12 @@ class Stack:
 
     # ------------------------------------------------------------------ processes
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+    def start(self, name: str, args: list[str], env: dict[str, str], command: list[str] | None = None) -> None:
+        """An Airflow component (`airflow ARGS`), or another process of the stack (`command`)."""
         airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
         log = (self.workdir / "logs" / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
-            [airflow, *args],
+            command or [airflow, *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -337,6 +339,8 @@ def run_stack_test(
             received = requests.get(f"{provider}/_sim/recipients", timeout=30).json()["recipients"]
             stats = requests.get(f"{provider}/_sim/stats", timeout=10).json()
         result.update(compare_with_ledger(stack.pg_url(stack.warehouse_db, "psycopg"), received, stats))
+        with _stage("inbox service serves a targeted customer's message"):
+            result.update(check_inbox(stack, env))
         worker_log = (workdir / "logs" / "airflow-worker.log").read_text(errors="replace")
         result["celery_workloads"] = worker_log.count("Executing workload in Celery")
         problems = list(result.pop("problems"))
@@ -355,6 +359,17 @@ def run_stack_test(
             raise StackError(f"processes left behind: {left}")
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def check_inbox(stack: Stack, env: dict[str, str]) -> dict[str, Any]:
+    """Start the inbox on the warehouse, as docker-compose does, and read a message from it."""
+    from campaign_devtools.stack_inbox import inbox_command, inbox_secrets, read_from_inbox
+
+    port, store = _free_port(), stack.pg_url(stack.warehouse_db, "psycopg")
+    keys = inbox_secrets()
+    command = inbox_command(port, store, stack.project / "marketing")
+    stack.start("inbox", [], {**env, **keys}, command=command)
+    return read_from_inbox(f"http://127.0.0.1:{port}", store, keys["CAMPAIGNS_INBOX_SECRET"])
 
 
 def compare_with_ledger(warehouse_url: str, received: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
