@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import sqlalchemy as sa
 
-from campaign_orchestrator.ingest.consent import refresh_preference_state
+from campaign_orchestrator.ingest.contracts import load_contracts
+from campaign_orchestrator.ingest.sources import SourcesConfig
+from campaign_orchestrator.ingest.validate import ImportContext
 from campaign_orchestrator.warehouse.tables import device_tokens, preference_state, preferences
+from tests.builders import import_night
 from tests.campaign_orchestrator.inbox.conftest import SERVER_KEY, Inbox
 
 
@@ -58,21 +62,24 @@ def test_every_change_is_in_the_history_with_its_source_and_caller(inbox: Inbox)
     assert got == doc
 
 
-def test_an_api_change_survives_the_nights_import_of_an_older_export(inbox: Inbox):
+def test_an_api_change_survives_the_nights_import_of_an_older_export(inbox: Inbox, tmp_path: Path, repo: Path):
     c = inbox.customer(in_app=None)
     inbox.message(c)
     opt(inbox, c, in_app=True)
-    older = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=6)
-    with inbox.engine.begin() as conn:  # tonight's export still says what the CRM knew this morning
-        conn.execute(
-            preferences.insert().values(
-                customer_id=c, channel="in_app", enabled=False, ts=older, source="crm", import_date=dt.date.today()
-            )
-        )
-        refresh_preference_state(conn)
+    # Tonight's export still says what the CRM knew this morning: an opt-out, older than the API's opt-in.
+    older = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    (tmp_path / "preferences.csv").write_text(f"customer_id,channel,enabled,ts,source\n{c},in_app,false,{older},crm\n")
+    config = SourcesConfig.model_validate({"sources": {"preferences": {"path": "preferences.csv", "mode": "merge"}}})
+    night = dt.date.today()
+    ctx = ImportContext(run_date=night, sources_dir=tmp_path, archive_dir=tmp_path / "archive")
+    import_night(inbox.engine, ctx, config, load_contracts(repo / "data_contracts"))
+    with inbox.engine.connect() as conn:
+        imported = conn.execute(sa.select(preferences.c.source).where(preferences.c.customer_id == c)).scalars().all()
         state = conn.execute(sa.select(preference_state).where(preference_state.c.customer_id == c)).one()
-    assert state.enabled is True or state.enabled == 1
+    assert imported == ["crm"]  # the export did land in the history
+    assert bool(state.enabled) is True
     assert len(inbox.feed_ids(c)) == 1
+    assert inbox.get(f"/v1/customers/{c}/preferences", c).json()["channels"]["in_app"]["enabled"] is True
 
 
 def test_a_device_syncs_its_platform_token_and_pinpoint_endpoint(inbox: Inbox):
