@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign_orchestrator.ingest.consent import refresh_preference_state
 from campaign_orchestrator.ingest.contracts import Contract, event_properties
+from campaign_orchestrator.ingest.devices import apply_device_tokens
 from campaign_orchestrator.ingest.staging import StagedSource, target_table
 from campaign_orchestrator.warehouse.bulk import (
     analyze_tables,
@@ -37,6 +38,8 @@ def publish(engine: Engine, run_date: dt.date, staged: list[StagedSource], contr
             _publish_one(conn, item, tables[item.source], run_date)
         if any(item.source == "preferences" for item in staged):
             refresh_preference_state(conn)
+        if any(item.source == "app_installs" for item in staged):
+            apply_device_tokens(conn)  # devices registered through the inbox API since the export
         # Fresh planner statistics: a night's bulk load changes the tables more than autovacuum expects.
         analyze_tables(conn, {*tables.values(), preference_state})
         conn.execute(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from campaign_orchestrator.ingest.contracts import load_contracts
 from campaign_orchestrator.ingest.sources import SourcesConfig
 from campaign_orchestrator.ingest.validate import ImportContext
-from campaign_orchestrator.warehouse.tables import device_tokens, preference_state, preferences
+from campaign_orchestrator.warehouse.tables import app_installs, device_tokens, preference_state, preferences
 from tests.builders import import_night
 from tests.campaign_orchestrator.inbox.conftest import SERVER_KEY, Inbox
 
@@ -93,3 +93,26 @@ def test_a_device_syncs_its_platform_token_and_pinpoint_endpoint(inbox: Inbox):
         row = conn.execute(sa.select(device_tokens).where(device_tokens.c.customer_id == c)).one()
     assert row.push_token is None and row.platform == "ios"
     assert inbox.put(f"/v1/customers/{c}/devices/shop-app", c, {"platform": "symbian"}).status_code == 422
+
+
+def test_a_push_token_synced_by_the_api_survives_the_nights_older_app_installs_export(
+    inbox: Inbox, tmp_path: Path, repo: Path
+):
+    c, gone = inbox.customer(), inbox.customer()
+    inbox.put(f"/v1/customers/{c}/devices/shop-app", c, {"platform": "ios", "push_token": "tok-new"})
+    inbox.put(f"/v1/customers/{gone}/devices/shop-app", gone, {"platform": "android", "push_token": None})
+    morning = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    (tmp_path / "app_installs.csv").write_text(  # the export knows no token for c, an old one for gone
+        "customer_id,app_id,platform,push_token_present,last_seen_at\n"
+        f"{c},shop-app,ios,false,{morning}\n{gone},shop-app,android,true,{morning}\n"
+    )
+    config = SourcesConfig.model_validate({"sources": {"app_installs": {"path": "app_installs.csv"}}})
+    ctx = ImportContext(run_date=dt.date.today(), sources_dir=tmp_path, archive_dir=tmp_path / "archive")
+    import_night(inbox.engine, ctx, config, load_contracts(repo / "data_contracts"))
+    with inbox.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(app_installs.c.customer_id, app_installs.c.push_token_present).where(
+                app_installs.c.customer_id.in_([c, gone])
+            )
+        ).all()
+    assert {r.customer_id: bool(r.push_token_present) for r in rows} == {c: True, gone: False}
