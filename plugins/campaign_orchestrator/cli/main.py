@@ -10,6 +10,7 @@ import click
 from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
+from campaign_orchestrator.cli.pinpoint import import_pinpoint
 from campaign_orchestrator.errors import CampaignError
 
 
@@ -40,5 +41,17 @@ def main(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-for _command in (run, deliver, import_command, notices, schema, plan, estimate, preview, validate, inbox):
+for _command in (
+    run,
+    deliver,
+    import_command,
+    notices,
+    schema,
+    plan,
+    estimate,
+    preview,
+    validate,
+    inbox,
+    import_pinpoint,
+):
     main.add_command(_command)
