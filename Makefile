@@ -18,6 +18,7 @@ help:
 	@echo "make lint        ruff + mypy"
 	@echo "make stack-test  the compose topology as processes: Airflow (CeleryExecutor), PostgreSQL, Redis, simulator"
 	@echo "make bench       time each stage on CUSTOMERS (default 1,000,000) [WAREHOUSE=URL]"
+	@echo "make bench-inbox the inbox service under wrk vs a bare-handler floor, CUSTOMERS customers [WAREHOUSE=URL]"
 	@echo "make schema      regenerate sql/schema.<dialect>.sql and marketing/schema/*.schema.json"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -49,6 +50,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/campaigns-dev bench --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),)
+
+bench-inbox: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk) || \
+		{ echo "bench-inbox needs wrk and apt-get install -y wrk failed: install it as root, or put wrk on PATH" >&2; exit 1; }
+	$(BIN)/campaigns-dev bench-inbox --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),)
 
 schema: $(STAMP)
 	for d in sqlite postgresql mysql; do $(BIN)/campaigns schema --dialect $$d > sql/schema.$$d.sql; done

@@ -117,6 +117,51 @@ def bench(
     click.echo(f"results: {workdir / 'results.json'}")
 
 
+@main.command("bench-inbox")
+@click.option("--customers", default=1_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--duration", default=60, show_default=True, type=click.IntRange(1), help="Seconds of load per server.")
+@click.option(
+    "--warehouse",
+    default="postgresql+psycopg://postgres@127.0.0.1:5432/bench_inbox",
+    show_default=True,
+    help="PostgreSQL URL of the message store (the database is created if missing).",
+)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="uvicorn workers, both servers.")
+@click.option("--connections", default=32, show_default=True, type=click.IntRange(2), help="wrk connections.")
+@click.option("--reload", is_flag=True, help="Load the data again even when the database already holds it.")
+@click.option(
+    "--config",
+    "config_dir",
+    default="marketing",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The marketers' files the service reads.",
+)
+@click.option("--report", default="reports/bench_inbox.json", show_default=True, type=click.Path(path_type=Path))
+def bench_inbox(
+    customers: int,
+    duration: int,
+    warehouse: str,
+    workers: int,
+    connections: int,
+    reload: bool,
+    config_dir: Path,
+    report: Path,
+) -> None:
+    """The inbox service under wrk (90% feed reads, 10% event writes) against a bare-handler floor."""
+    from campaign_devtools.bench.inbox.runner import BenchConfig, run_bench_inbox, table
+    from campaign_devtools.bench.inbox.servers import ServerError
+    from campaign_devtools.bench.inbox.wrk import WrkError
+
+    cfg = BenchConfig(customers, duration, warehouse, workers, config_dir.resolve(), report, reload, connections)
+    try:
+        results = run_bench_inbox(cfg)
+    except (WrkError, ServerError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(table(results))
+    click.echo(f"report: {report}")
+
+
 @main.command("stack-test")
 @click.option("--workdir", default=".stack", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--customers", default=3000, show_default=True, type=click.IntRange(100))
