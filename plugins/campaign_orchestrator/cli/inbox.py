@@ -38,8 +38,18 @@ def inbox() -> None:
     show_default=True,
     help="memory:// or redis://host:port (shared by every worker and process).",
 )
+@click.option(
+    "--pool-size", default=16, show_default=True, type=click.IntRange(1, 200), help="Store connections per worker."
+)
 def serve(
-    host: str, port: int, store: str, config_dir: Path, workers: int, rate_limit: str, rate_limit_storage: str
+    host: str,
+    port: int,
+    store: str,
+    config_dir: Path,
+    workers: int,
+    rate_limit: str,
+    rate_limit_storage: str,
+    pool_size: int,
 ) -> None:
     """Serve the inbox API (OpenAPI at /docs and /openapi.json)."""
     import uvicorn
@@ -51,6 +61,7 @@ def serve(
             "CAMPAIGNS_CONFIG_DIR": str(config_dir),
             "CAMPAIGNS_INBOX_RATE_LIMIT": rate_limit,
             "CAMPAIGNS_INBOX_RATE_LIMIT_STORAGE": rate_limit_storage,
+            "CAMPAIGNS_INBOX_POOL_SIZE": str(pool_size),
         }
     )
     click.echo(f"inbox: serving {redacted(store)} on http://{host}:{port} ({workers} worker(s))", err=True)

@@ -8,8 +8,11 @@ OLTP store, so point it at PostgreSQL fed by the night's delivery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -27,9 +30,18 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: InboxSettings) -> FastAPI:
-    engine = create_warehouse_engine(settings.store_url)
+    engine = create_warehouse_engine(settings.store_url, pool_size=settings.pool_size)
     ensure_schema(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Request threads = store connections: more threads would only queue for a connection.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.pool_size
+        yield
+        engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Campaign inbox",
         version="1",
         description="In-app messages for the apps: feed, engagement events, caps at display, preferences, "
@@ -60,6 +72,8 @@ def app_from_environment() -> FastAPI:
     from campaign_orchestrator.inbox.settings import secrets_from_environment
     from campaign_orchestrator.warehouse.engine import DEFAULT_WAREHOUSE_URL
 
+    if not logging.getLogger().handlers:  # a spawned worker (--workers N): the access log needs a handler
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secret, server_key = secrets_from_environment()
     settings = InboxSettings(
         store_url=os.environ.get(STORE_ENV) or os.environ.get("CAMPAIGNS_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL,
@@ -69,5 +83,6 @@ def app_from_environment() -> FastAPI:
         rate_limit=os.environ.get("CAMPAIGNS_INBOX_RATE_LIMIT", "120/minute"),
         rate_limit_storage=os.environ.get("CAMPAIGNS_INBOX_RATE_LIMIT_STORAGE", "memory://"),
         reload_seconds=float(os.environ.get("CAMPAIGNS_INBOX_RELOAD_SECONDS", "5")),
+        pool_size=int(os.environ.get("CAMPAIGNS_INBOX_POOL_SIZE", "16")),
     )
     return create_app(settings)

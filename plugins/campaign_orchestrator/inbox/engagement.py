@@ -63,14 +63,16 @@ class EngagementEvent:
     app_id: str | None = None
 
 
-def _messages(conn: Connection, customer_id: str, ids: set[str]) -> dict[str, Any]:
+def _messages(conn: Connection, customer_id: str, ids: set[str]) -> tuple[dict[str, Any], str | None]:
+    """The batch's messages that are this customer's (or public), and the customer's time zone."""
     m = inapp_messages.c
+    timezone = sa.select(customers.c.timezone).where(customers.c.customer_id == customer_id).scalar_subquery()
     rows = conn.execute(
-        sa.select(m.message_id, m.campaign_id, m.treatment_id, m.session_cap, m.daily_cap, m.total_cap).where(
-            m.message_id.in_(sorted(ids)), sa.or_(m.customer_id == customer_id, m.customer_id.is_(None))
-        )
-    )
-    return {r.message_id: r for r in rows}
+        sa.select(
+            m.message_id, m.campaign_id, m.treatment_id, m.session_cap, m.daily_cap, m.total_cap, timezone.label("tz")
+        ).where(m.message_id.in_(sorted(ids)), sa.or_(m.customer_id == customer_id, m.customer_id.is_(None)))
+    ).all()
+    return {r.message_id: r for r in rows}, (rows[0].tz if rows else None)
 
 
 def _lock_counts(conn: Connection, customer_id: str, keys: list[tuple[str, str]], now: dt.datetime) -> Counter[Any]:
@@ -142,9 +144,8 @@ def record_events(
     if not events:
         return []
     with engine.begin() as conn:
-        messages = _messages(conn, customer_id, {x.message_id for x in events})
-        timezone = zone(conn.scalar(sa.select(customers.c.timezone).where(customers.c.customer_id == customer_id)))
-        day = local_day(timezone, now)
+        messages, timezone = _messages(conn, customer_id, {x.message_id for x in events})
+        day = local_day(zone(timezone), now)
         counts = _lock_counts(conn, customer_id, _counters_needed(events, messages, day), now)
         before = Counter(counts)
         outcomes, accepted = _judge(events, messages, _known_ids(conn, customer_id, events), counts, day)
@@ -175,21 +176,41 @@ def _store(conn: Connection, customer_id: str, accepted: list[tuple[EngagementEv
             for x, row in accepted
         ],
     )
-    message_ids = sorted({x.message_id for x, _ in accepted})
-    insert_ignore(
-        conn, inapp_states, [{"customer_id": customer_id, "message_id": m, "updated_at": now} for m in message_ids]
-    )
-    s = inapp_states.c
-    first: dict[tuple[str, str], dt.datetime] = {}
+    first: dict[str, dict[str, dt.datetime]] = {}
     for x, _row in accepted:  # the first time counts: a later read does not move read_at
-        key = (x.message_id, STATE_OF[x.event])
-        first[key] = min(first.get(key, x.at), x.at, now)
-    for (message_id, column), at in sorted(first.items()):
-        conn.execute(
-            inapp_states.update()
-            .where(s.customer_id == customer_id, s.message_id == message_id)
-            .values({column: sa.func.coalesce(s[column], at), "updated_at": now})
+        times = first.setdefault(x.message_id, {})
+        column = STATE_OF[x.event]
+        times[column] = min(times.get(column, x.at), x.at, now)
+    for message_id, times in sorted(first.items()):
+        _set_states(conn, customer_id, message_id, times, now)
+
+
+def _set_states(
+    conn: Connection, customer_id: str, message_id: str, times: dict[str, dt.datetime], now: dt.datetime
+) -> None:
+    """Each state's first time, kept: one upsert where the engine has one, else insert-if-absent and update."""
+    s = inapp_states.c
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = dialect_insert(inapp_states).values(
+            customer_id=customer_id, message_id=message_id, updated_at=now, **times
         )
+        keep_first = {c: sa.func.coalesce(s[c], stmt.excluded[c]) for c in times}
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[s.customer_id, s.message_id],
+                set_={**keep_first, "updated_at": stmt.excluded.updated_at},
+            )
+        )
+        return
+    insert_ignore(conn, inapp_states, [{"customer_id": customer_id, "message_id": message_id, "updated_at": now}])
+    conn.execute(
+        inapp_states.update()
+        .where(s.customer_id == customer_id, s.message_id == message_id)
+        .values({**{c: sa.func.coalesce(s[c], at) for c, at in times.items()}, "updated_at": now})
+    )
 
 
 def _count(conn: Connection, customer_id: str, deltas: Counter[Any], now: dt.datetime) -> None:

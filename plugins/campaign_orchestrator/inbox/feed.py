@@ -20,7 +20,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from campaign_orchestrator.errors import CampaignError, InvalidInput
-from campaign_orchestrator.inbox.store import Inbox, StoredMessage, local_day, scopes
+from campaign_orchestrator.inbox.store import Inbox, StoredMessage
 
 Status = Literal["active", "unread", "unseen", "read", "archived"]
 SortKey = tuple[int, int, int, str]
@@ -86,12 +86,11 @@ def _public_applies(m: StoredMessage, app_version: Version | None) -> bool:
         return True
 
 
-def capped(m: StoredMessage, counts: dict[tuple[str, str], int], cap_scopes: dict[str, str]) -> bool:
-    for kind, scope in cap_scopes.items():
-        cap = m.caps.get(kind)
-        if cap and counts.get((m.campaign_id, scope), 0) >= cap:
-            return True
-    return False
+def capped(m: StoredMessage, session_id: str | None) -> bool:
+    """A cap reached in its scope; a session cap only counts when the app names its session."""
+    return any(
+        cap and m.displays.get(kind, 0) >= cap and (kind != "session_cap" or session_id) for kind, cap in m.caps.items()
+    )
 
 
 def showable(
@@ -100,10 +99,8 @@ def showable(
     session_id: str | None,
     app_version: Version | None,
     link_check: LinkCheck,
-    counts: dict[tuple[str, str], int],
 ) -> list[StoredMessage]:
     """The messages the app may show now (archived ones included; the status filter decides)."""
-    cap_scopes = scopes(local_day(inbox.timezone, now), session_id)
     out = []
     for m in inbox.messages:
         if m.states["dismissed_at"] is not None:
@@ -111,7 +108,7 @@ def showable(
         if m.public:
             if not _public_applies(m, app_version):
                 continue
-        elif inbox.consent is not True or capped(m, counts, cap_scopes):
+        elif inbox.consent is not True or capped(m, session_id):
             continue
         if any(link_check(link) is not None for link in deep_links(m)):
             continue
@@ -138,10 +135,6 @@ def select_status(messages: list[StoredMessage], status: Status) -> list[StoredM
     return [m for m in messages if _matches(m, status)]
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def item(m: StoredMessage) -> dict[str, Any]:
     c = m.content
     links = deep_links(m)
@@ -163,10 +156,11 @@ def item(m: StoredMessage) -> dict[str, Any]:
         ],
         "deep_link": links[0] if links else None,
         "data": {str(k): str(v) for k, v in (c.get("data") or {}).items()},
-        "created_at": _iso(m.created_at),
-        "starts_at": _iso(m.start_at),
-        "expires_at": _iso(m.end_at),
-        **{name: _iso(value) for name, value in m.states.items()},
+        # Datetimes as they are: json_response's orjson writes them as ISO 8601 UTC ("...Z") in C.
+        "created_at": m.created_at,
+        "starts_at": m.start_at,
+        "expires_at": m.end_at,
+        **m.states,
     }
 
 

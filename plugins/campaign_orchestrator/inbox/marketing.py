@@ -7,10 +7,11 @@ without a restart. A file that does not load keeps the last good version and log
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -27,9 +28,20 @@ SETTINGS_FILE = "settings.yaml"
 class MarketingView:
     registry: DeepLinkRegistry | None
     quiet_hours: QuietHours | None
+    # link -> (day checked, problem): a route's retirement date can pass while the view lives.
+    _checked: dict[str, tuple[dt.date, str | None]] = field(default_factory=dict, compare=False, repr=False)
 
     def link_problem(self, link: str) -> str | None:
-        return None if self.registry is None else self.registry.check(link)
+        if self.registry is None:
+            return None
+        today = dt.date.today()
+        known = self._checked.get(link)
+        if known is None or known[0] != today:
+            if len(self._checked) > 10_000:  # links carry values (a sku): keep the memo bounded
+                self._checked.clear()
+            known = (today, self.registry.check(link))
+            self._checked[link] = known
+        return known[1]
 
 
 def _quiet_hours(config_dir: Path) -> QuietHours | None:

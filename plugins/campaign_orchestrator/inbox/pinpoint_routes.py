@@ -15,11 +15,19 @@ from starlette.responses import Response
 
 from campaign_orchestrator.clock import naive_utc
 from campaign_orchestrator.inbox.engagement import EVENT_NAMES, EngagementEvent, record_events
-from campaign_orchestrator.inbox.models import ID_TEXT, PinpointEventsRequest, PinpointEventsResponse, PinpointMessages
+from campaign_orchestrator.inbox.models import (
+    ID_TEXT,
+    PinpointEventsRequest,
+    PinpointEventsResponse,
+    PinpointMessages,
+    Problem,
+)
+from campaign_orchestrator.inbox.params import PINPOINT_PARAMETERS, path_id
 from campaign_orchestrator.inbox.pinpoint import in_app_messages, message_for
 from campaign_orchestrator.inbox.preferences import customer_of_endpoint
 from campaign_orchestrator.inbox.responses import json_response
 from campaign_orchestrator.inbox.routes import CACHED, DENIED, ApiKey, Authorization, Svc
+from campaign_orchestrator.inbox.service import InboxService
 
 router = APIRouter(tags=["pinpoint"])
 ApplicationId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_TEXT)]
@@ -31,25 +39,22 @@ ACCEPTED = {"Message": "Accepted", "StatusCode": 202}
 @router.get(
     "/v1/apps/{application_id}/endpoints/{endpoint_id}/inappmessages",
     response_model=PinpointMessages,
-    responses={**DENIED, **CACHED},
+    responses={**DENIED, **CACHED, 422: {"model": Problem, "description": "an id out of its form"}},
     summary="Pinpoint GetInAppMessages: the endpoint's showable in-app campaigns",
+    openapi_extra={"parameters": PINPOINT_PARAMETERS},
 )
-def get_in_app_messages(
-    request: Request,
-    svc: Svc,
-    application_id: ApplicationId,
-    endpoint_id: EndpointId,
-    authorization: Authorization = None,
-    x_api_key: ApiKey = None,
-) -> Response:
+def get_in_app_messages(request: Request) -> Response:
+    """Parameters read by hand, as the feed's (see `params`)."""
+    svc: InboxService = request.app.state.inbox
+    application_id = path_id(request, "application_id", 128)
+    endpoint_id = path_id(request, "endpoint_id", 64)
     with svc.engine.connect() as conn:
         customer_id = customer_of_endpoint(conn, application_id, endpoint_id)
-    svc.gate.for_customer(customer_id, authorization, x_api_key)
+    svc.gate.for_customer(customer_id, request.headers.get("authorization"), request.headers.get("x-api-key"))
     _inbox, messages = svc.read(customer_id, None, None)
     live = [m for m in messages if m.states["archived_at"] is None]
-    return json_response(
-        request, in_app_messages(live, svc.marketing.current().quiet_hours), svc.settings.max_age_seconds
-    )
+    body = in_app_messages(live, svc.marketing.current().quiet_hours)
+    return json_response(request, body, svc.settings.max_age_seconds)
 
 
 @router.post(

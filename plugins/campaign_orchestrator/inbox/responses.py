@@ -25,8 +25,12 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
+# Stored times are naive UTC: written as "2026-12-03T08:00:00Z".
+ORJSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
 def json_response(request: Request, payload: Any, max_age: int, cache: bool = True) -> Response:
-    body = orjson.dumps(payload)
+    body = orjson.dumps(payload, option=ORJSON_OPTIONS)
     if not cache:
         return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
     tag = etag_of(body)

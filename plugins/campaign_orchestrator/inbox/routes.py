@@ -12,7 +12,7 @@ from starlette.responses import Response
 from campaign_orchestrator.clock import naive_utc
 from campaign_orchestrator.inbox.access import Caller
 from campaign_orchestrator.inbox.engagement import EVENT_NAMES, EngagementEvent, record_events
-from campaign_orchestrator.inbox.feed import Status, item, paginate, parse_version, select_status
+from campaign_orchestrator.inbox.feed import item, paginate, parse_version, select_status
 from campaign_orchestrator.inbox.models import (
     ID_TEXT,
     BulkState,
@@ -29,6 +29,7 @@ from campaign_orchestrator.inbox.models import (
     Token,
     TokenRequest,
 )
+from campaign_orchestrator.inbox.params import FEED_PARAMETERS, FeedRequest, path_id
 from campaign_orchestrator.inbox.preferences import change_preferences, read_preferences, sync_device
 from campaign_orchestrator.inbox.responses import json_response
 from campaign_orchestrator.inbox.service import InboxService, service
@@ -63,25 +64,18 @@ Allowed = Annotated[Caller, Depends(caller_for)]
 @router.get(
     "/v1/customers/{customer_id}/feed",
     response_model=Feed,
-    responses={**DENIED, **CACHED},
+    responses={**DENIED, **CACHED, 422: {"model": Problem, "description": "a parameter out of its range"}},
     summary="The customer's showable messages, pinned first, then priority, then newest",
+    openapi_extra={"parameters": FEED_PARAMETERS},
 )
-def get_feed(
-    request: Request,
-    svc: Svc,
-    customer_id: CustomerId,
-    _caller: Allowed,
-    limit: Annotated[int | None, Query(ge=1, le=100, description="default 50")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    status: Annotated[Status, Query()] = "active",
-    app_version: Annotated[str | None, Query(max_length=32)] = None,
-    session_id: Annotated[str | None, Query(max_length=64)] = None,
-    x_app_version: AppVersionHeader = None,
-    x_session_id: SessionHeader = None,
-) -> Response:
-    version = parse_version(app_version or x_app_version)
-    _inbox, messages = svc.read(customer_id, session_id or x_session_id, version)
-    page = paginate(messages, status, cursor, limit or svc.settings.default_page)
+def get_feed(request: Request) -> Response:
+    """Parameters read by hand (see `params`): the hot path skips FastAPI's parameter solving."""
+    svc: InboxService = request.app.state.inbox
+    customer_id = path_id(request, "customer_id", 64)
+    svc.gate.for_customer(customer_id, request.headers.get("authorization"), request.headers.get("x-api-key"))
+    asked = FeedRequest.read(request)
+    _inbox, messages = svc.read(customer_id, asked.session_id, parse_version(asked.app_version))
+    page = paginate(messages, asked.status, asked.cursor, asked.limit or svc.settings.default_page)
     payload = {
         "items": page.items,
         "next_cursor": page.next_cursor,

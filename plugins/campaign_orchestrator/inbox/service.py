@@ -18,14 +18,7 @@ from campaign_orchestrator.inbox.access import Gate
 from campaign_orchestrator.inbox.feed import showable
 from campaign_orchestrator.inbox.marketing import MarketingFiles
 from campaign_orchestrator.inbox.settings import InboxSettings
-from campaign_orchestrator.inbox.store import (
-    Inbox,
-    StoredMessage,
-    display_counts_for,
-    local_day,
-    read_inbox,
-    scopes,
-)
+from campaign_orchestrator.inbox.store import Inbox, StoredMessage, read_inbox
 
 
 @dataclass
@@ -41,19 +34,15 @@ class InboxService:
     def read(
         self, customer_id: str | None, session_id: str | None, app_version: Version | None
     ) -> tuple[Inbox, list[StoredMessage]]:
-        """The customer's stored inbox and, in feed order, what may be shown now."""
+        """The customer's stored inbox and, in feed order, what may be shown now: one query."""
         now = self.now()
         with self.engine.connect() as conn:
-            inbox = read_inbox(conn, customer_id, now)
-            capped = [m for m in inbox.messages if not m.public and m.has_caps]
-            counts = {}
-            if capped and customer_id is not None:
-                wanted = scopes(local_day(inbox.timezone, now), session_id).values()
-                counts = display_counts_for(conn, customer_id, {m.campaign_id for m in capped}, wanted)
+            inbox = read_inbox(conn, customer_id, now, session_id)
         view = self.marketing.current()
-        return inbox, showable(inbox, now, session_id, app_version, view.link_problem, counts)
+        return inbox, showable(inbox, now, session_id, app_version, view.link_problem)
 
 
-def service(request: Request) -> InboxService:
+async def service(request: Request) -> InboxService:
+    """Async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
     found: InboxService = request.app.state.inbox
     return found

@@ -18,6 +18,7 @@ SECRET_ENV = "CAMPAIGNS_INBOX_SECRET"  # noqa: S105 - the variable's name, not a
 SERVER_KEY_ENV = "CAMPAIGNS_INBOX_SERVER_KEY"
 CONNECTION_ENV = "AIRFLOW_CONN_CAMPAIGNS_INBOX"
 MIN_SECRET_LENGTH = 32
+DEFAULT_POOL_SIZE = 16
 
 
 class InboxNotConfigured(CampaignError, InvalidInput):
@@ -36,6 +37,9 @@ class InboxSettings:
     max_age_seconds: int = 30
     token_ttl_seconds: int = 3600
     max_page: int = 100
+    # Store connections held open, and as many request threads: a request never waits for a
+    # connection, and PostgreSQL keeps each connection's prepared feed statement.
+    pool_size: int = DEFAULT_POOL_SIZE
     # How often the marketers' files (deep links, quiet hours) are checked for changes.
     reload_seconds: float = 5.0
     default_page: int = 50

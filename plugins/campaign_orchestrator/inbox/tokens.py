@@ -33,6 +33,14 @@ def issue_token(customer_id: str, secret: str, ttl_seconds: int, now: dt.datetim
 
 def customer_of(token: str, secret: str) -> str:
     """The customer the token was issued for; InvalidToken otherwise."""
+    customer_id, expires = verify_token(token, secret)
+    if expires <= dt.datetime.now(dt.UTC):
+        raise InvalidToken("token expired")
+    return customer_id
+
+
+def verify_token(token: str, secret: str) -> tuple[str, dt.datetime]:
+    """(customer, expiry) of a token signed with `secret`; InvalidToken when it is not one."""
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, options={"require": ["exp", "sub", "aud"]}
@@ -41,7 +49,7 @@ def customer_of(token: str, secret: str) -> str:
         raise InvalidToken("token expired") from None
     except jwt.PyJWTError:
         raise InvalidToken("invalid token") from None
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
+    subject, expires = claims.get("sub"), claims.get("exp")
+    if not isinstance(subject, str) or not subject or not isinstance(expires, int | float):
         raise InvalidToken("invalid token")
-    return subject
+    return subject, dt.datetime.fromtimestamp(expires, dt.UTC)

@@ -74,13 +74,17 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor.close()
 
 
-def create_warehouse_engine(url: str | URL | None = None) -> Engine:
+def create_warehouse_engine(url: str | URL | None = None, pool_size: int | None = None) -> Engine:
+    """`pool_size`: a fixed pool (no overflow) for a long-running service, whose connections then
+    live as long as it does (a pool that overflows closes connections as fast as it opens them)."""
     parsed = normalise_url(url or DEFAULT_WAREHOUSE_URL)
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
+        if pool_size is not None:
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=30)
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (sa.exc.NoSuchModuleError, sa.exc.ArgumentError, ImportError) as exc:

@@ -2,7 +2,7 @@
 
 A bare Starlette app: GET /v1/customers/{customer_id}/feed runs the SQL the service's
 `store.inbox_query` compiles to (compiled once here, so the floor pays neither query building nor
-auth, caps, feed rules or pagination) through the same driver and pool (`create_warehouse_engine`:
+auth, caps, feed rules or pagination) through the same driver and fixed pool (`create_warehouse_engine`:
 SQLAlchemy, psycopg 3, pool_pre_ping) and returns the rows as orjson; POST .../events does one
 plain INSERT into engagement_events. Sync handlers in Starlette's thread pool, as the service's
 routes are, and `serve` starts uvicorn with the very settings `campaigns inbox serve` uses, so
@@ -12,10 +12,13 @@ the two differ only in what the service does per request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 import orjson
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -25,12 +28,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from campaign_orchestrator.clock import utcnow
-from campaign_orchestrator.inbox.store import inbox_query
+from campaign_orchestrator.inbox.settings import DEFAULT_POOL_SIZE
+from campaign_orchestrator.inbox.store import FEED_QUERY, feed_params
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine
 
 STORE_ENV = "BENCH_INBOX_FLOOR_STORE"
-_CUSTOMER = "\x00customer"  # placeholders that mark which bound parameters are the customer, and now
-_NOW = dt.datetime(1900, 1, 1)
+_NOW = dt.datetime(1900, 1, 1)  # any time: only the parameter names are read
 INSERT_EVENT = (
     "INSERT INTO engagement_events (customer_id, event_id, message_id, campaign_id, variant, event, at, received_at) "
     "VALUES (%(customer_id)s, %(event_id)s, %(message_id)s, 'floor', 'floor', %(event)s, %(at)s, %(at)s)"
@@ -38,22 +41,27 @@ INSERT_EVENT = (
 
 
 class FeedQuery:
-    """`inbox_query` compiled once for the engine's dialect; `params` fills in a customer and now."""
+    """The service's `FEED_QUERY` compiled once for the engine's dialect; `params` binds a customer and now."""
 
     def __init__(self, engine: Engine) -> None:
-        compiled = inbox_query(_CUSTOMER, _NOW).compile(dialect=engine.dialect)
+        compiled = FEED_QUERY.compile(dialect=engine.dialect)
         self.sql = str(compiled)
-        self.fixed = {k: v for k, v in compiled.params.items() if v != _CUSTOMER and v != _NOW}
-        self.customer_keys = [k for k, v in compiled.params.items() if v == _CUSTOMER]
-        self.now_keys = [k for k, v in compiled.params.items() if v == _NOW]
+        named = set(feed_params(None, _NOW, None))
+        self.fixed = {k: v for k, v in compiled.params.items() if k not in named}
 
     def params(self, customer_id: str, now: dt.datetime) -> dict[str, Any]:
-        return {**self.fixed, **dict.fromkeys(self.customer_keys, customer_id), **dict.fromkeys(self.now_keys, now)}
+        return {**self.fixed, **feed_params(customer_id, now, None)}
 
 
-def create_app(store_url: str) -> Starlette:
-    engine = create_warehouse_engine(store_url)
+def create_app(store_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Starlette:
+    engine = create_warehouse_engine(store_url, pool_size=pool_size)
     query = FeedQuery(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = pool_size  # as the service does
+        yield
+        engine.dispose()
 
     def feed(request: Request) -> Response:
         params = query.params(request.path_params["customer_id"], utcnow())
@@ -85,7 +93,7 @@ def create_app(store_url: str) -> Starlette:
         Route("/v1/customers/{customer_id}/feed", feed, methods=["GET"]),
         Route("/v1/customers/{customer_id}/events", events, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def app_from_environment() -> Starlette:
