@@ -18,13 +18,11 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from campaign_orchestrator.inbox.statements import KNOWN_EVENTS, MESSAGES, insert_events, upsert_states
 from campaign_orchestrator.inbox.store import local_day, scopes, zone
 from campaign_orchestrator.warehouse.bulk import insert_ignore
 from campaign_orchestrator.warehouse.tables import (
-    customers,
     display_counts,
-    engagement_events,
-    inapp_messages,
     inapp_states,
 )
 
@@ -65,13 +63,7 @@ class EngagementEvent:
 
 def _messages(conn: Connection, customer_id: str, ids: set[str]) -> tuple[dict[str, Any], str | None]:
     """The batch's messages that are this customer's (or public), and the customer's time zone."""
-    m = inapp_messages.c
-    timezone = sa.select(customers.c.timezone).where(customers.c.customer_id == customer_id).scalar_subquery()
-    rows = conn.execute(
-        sa.select(
-            m.message_id, m.campaign_id, m.treatment_id, m.session_cap, m.daily_cap, m.total_cap, timezone.label("tz")
-        ).where(m.message_id.in_(sorted(ids)), sa.or_(m.customer_id == customer_id, m.customer_id.is_(None)))
-    ).all()
+    rows = conn.execute(MESSAGES, {"customer_id": customer_id, "ids": sorted(ids)}).all()
     return {r.message_id: r for r in rows}, (rows[0].tz if rows else None)
 
 
@@ -93,10 +85,8 @@ def _lock_counts(conn: Connection, customer_id: str, keys: list[tuple[str, str]]
 
 
 def _known_ids(conn: Connection, customer_id: str, events: Sequence[EngagementEvent]) -> set[str]:
-    e = engagement_events.c
     ids = sorted({x.event_id for x in events})
-    query = sa.select(e.event_id).where(e.customer_id == customer_id, e.event_id.in_(ids))
-    return set(conn.execute(query).scalars())
+    return set(conn.execute(KNOWN_EVENTS, {"customer_id": customer_id, "ids": ids}).scalars())
 
 
 def _counters_needed(
@@ -157,9 +147,8 @@ def record_events(
 def _store(conn: Connection, customer_id: str, accepted: list[tuple[EngagementEvent, Any]], now: dt.datetime) -> None:
     if not accepted:
         return
-    insert_ignore(  # a twin of a batch in flight elsewhere lands once
-        conn,
-        engagement_events,
+    conn.execute(
+        insert_events(conn.dialect.name),
         [
             {
                 "customer_id": customer_id,
@@ -189,22 +178,11 @@ def _set_states(
     conn: Connection, customer_id: str, message_id: str, times: dict[str, dt.datetime], now: dt.datetime
 ) -> None:
     """Each state's first time, kept: one upsert where the engine has one, else insert-if-absent and update."""
-    s = inapp_states.c
-    if conn.dialect.name in ("postgresql", "sqlite"):
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = dialect_insert(inapp_states).values(
-            customer_id=customer_id, message_id=message_id, updated_at=now, **times
-        )
-        keep_first = {c: sa.func.coalesce(s[c], stmt.excluded[c]) for c in times}
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[s.customer_id, s.message_id],
-                set_={**keep_first, "updated_at": stmt.excluded.updated_at},
-            )
-        )
+    upsert = upsert_states(conn.dialect.name, tuple(sorted(times)))
+    if upsert is not None:
+        conn.execute(upsert, {"customer_id": customer_id, "message_id": message_id, "updated_at": now, **times})
         return
+    s = inapp_states.c
     insert_ignore(conn, inapp_states, [{"customer_id": customer_id, "message_id": message_id, "updated_at": now}])
     conn.execute(
         inapp_states.update()

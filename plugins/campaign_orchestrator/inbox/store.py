@@ -10,6 +10,7 @@ session), so the whole read is one statement, built once with bound parameters.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +61,7 @@ class Inbox:
     timezone: ZoneInfo
 
 
+@functools.lru_cache(maxsize=1024)
 def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name) if name else UTC
