@@ -127,7 +127,9 @@ def bench(
     help="PostgreSQL URL of the message store (the database is created if missing).",
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="uvicorn workers, both servers.")
-@click.option("--connections", default=32, show_default=True, type=click.IntRange(2), help="wrk connections.")
+@click.option(
+    "--connections", default=8, show_default=True, type=click.IntRange(2), help="wrk connections (8 saturate 2 cores)."
+)
 @click.option("--reload", is_flag=True, help="Load the data again even when the database already holds it.")
 @click.option(
     "--config",
