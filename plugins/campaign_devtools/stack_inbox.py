@@ -3,6 +3,7 @@ serves a targeted customer's in-app message to a customer token, read over real 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import sys
@@ -59,11 +60,9 @@ def active_message(store_url: str) -> tuple[str, str]:
 def read_from_inbox(base: str, store_url: str, secret: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        try:
+        with contextlib.suppress(requests.ConnectionError):
             if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
                 break
-        except requests.ConnectionError:
-            pass
         if time.monotonic() > deadline:
             raise InboxCheckFailed(f"the inbox at {base} did not answer within {timeout:.0f} s")
         time.sleep(0.5)

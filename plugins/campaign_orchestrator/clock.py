@@ -16,6 +16,11 @@ def naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+def iso_utc(moment: dt.datetime | None) -> str | None:
+    """A stored (naive UTC) time as the APIs write it: ISO 8601 with Z."""
+    return None if moment is None else moment.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def today() -> dt.date:
     """Today's date in UTC: the default run date."""
     return dt.datetime.now(dt.UTC).date()

@@ -124,10 +124,9 @@ class Gate:
         return caller
 
     def server_only(self, api_key: str | None) -> Caller:
-        caller = self.caller(None, api_key) if api_key is not None else None
-        if caller is None:
+        if api_key is None:
             raise unauthorized("this route needs the server key (X-Api-Key)")
-        return caller
+        return self.caller(None, api_key)
 
     def throttle(self, customer_id: str) -> None:
         if self.counter is not None:

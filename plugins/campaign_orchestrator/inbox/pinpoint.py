@@ -10,9 +10,9 @@ attributes, which resolve to the customer's newest showable message of that camp
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
+from campaign_orchestrator.clock import iso_utc
 from campaign_orchestrator.definitions.campaigns import QuietHours
 from campaign_orchestrator.inbox.store import StoredMessage
 
@@ -24,10 +24,6 @@ SESSION_START = {
         "Metrics": {},
     },
 }
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _button(button: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +51,7 @@ def content_item(content: dict[str, Any]) -> dict[str, Any]:
 def in_app_campaign(m: StoredMessage, quiet: QuietHours | None) -> dict[str, Any]:
     schedule: dict[str, Any] = {"EventFilter": SESSION_START}
     if m.end_at is not None:
-        schedule["EndDate"] = _iso(m.end_at)
+        schedule["EndDate"] = iso_utc(m.end_at)
     if quiet is not None and not m.public:
         schedule["QuietTime"] = {"Start": quiet.start, "End": quiet.end}
     return {

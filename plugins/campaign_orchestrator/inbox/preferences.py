@@ -15,6 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from campaign_orchestrator.clock import iso_utc
 from campaign_orchestrator.warehouse.bulk import insert_ignore
 from campaign_orchestrator.warehouse.tables import device_tokens, preference_changes, preference_state, preferences
 
@@ -23,15 +24,11 @@ CHANNELS: tuple[PreferenceChannel, ...] = ("push", "email", "in_app")
 HISTORY_SHOWN = 100
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def read_preferences(conn: Connection, customer_id: str) -> dict[str, Any]:
     """Current consent per channel and the newest changes, imported and API, newest first."""
     st = preference_state.c
     current = {
-        r.channel: {"enabled": bool(r.enabled), "since": _iso(r.ts)}
+        r.channel: {"enabled": bool(r.enabled), "since": iso_utc(r.ts)}
         for r in conn.execute(sa.select(st.channel, st.enabled, st.ts).where(st.customer_id == customer_id))
     }
     p, c = preferences.c, preference_changes.c
@@ -45,7 +42,13 @@ def read_preferences(conn: Connection, customer_id: str) -> dict[str, Any]:
         "customer_id": customer_id,
         "channels": {ch: current.get(ch, {"enabled": False, "since": None}) for ch in CHANNELS},
         "history": [
-            {"channel": r.channel, "enabled": bool(r.enabled), "ts": _iso(r.ts), "source": r.source, "caller": r.caller}
+            {
+                "channel": r.channel,
+                "enabled": bool(r.enabled),
+                "ts": iso_utc(r.ts),
+                "source": r.source,
+                "caller": r.caller,
+            }
             for r in rows
         ],
     }
@@ -107,7 +110,7 @@ def sync_device(
         "platform": platform,
         "push_token_present": push_token is not None,
         "endpoint_id": endpoint_id,
-        "updated_at": _iso(now),
+        "updated_at": iso_utc(now),
     }
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
-from campaign_orchestrator.clock import naive_utc
+from campaign_orchestrator.clock import iso_utc, naive_utc
 from campaign_orchestrator.inbox.access import Caller
 from campaign_orchestrator.inbox.engagement import EVENT_NAMES, EngagementEvent, record_events
 from campaign_orchestrator.inbox.feed import item, paginate, parse_version, select_status
@@ -190,7 +190,7 @@ def post_token(request: Request, svc: Svc, body: TokenRequest, x_api_key: ApiKey
     svc.gate.server_only(x_api_key)
     issued = dt.datetime.now(dt.UTC)
     token = issue_token(body.customer_id, svc.settings.signing_secret, body.ttl_seconds, issued)
-    expires = (issued + dt.timedelta(seconds=body.ttl_seconds)).isoformat().replace("+00:00", "Z")
+    expires = iso_utc((issued + dt.timedelta(seconds=body.ttl_seconds)).replace(tzinfo=None))
     return json_response(request, {"token": token, "expires_at": expires}, 0, cache=False)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from campaign_orchestrator.delivery.message_store import STORE_COLUMNS
+
 MESSAGES_PER_CUSTOMER = 3  # on average: 2, 3 or 4 each, exactly 3 per customer summed over a chunk
 PUBLIC_MESSAGES = 5
 CONSENT_SHARE = 0.95  # in-app opt-in; the rest opted out and see only public notices
@@ -36,20 +38,7 @@ NULL = "\\N"
 
 CUSTOMER_COLUMNS = ("customer_id", "timezone", "country", "locale")
 PREFERENCE_COLUMNS = ("customer_id", "channel", "enabled", "ts")
-MESSAGE_COLUMNS = (
-    "message_id",
-    "customer_id",
-    "campaign_id",
-    "treatment_id",
-    "content",
-    "priority",
-    "start_at",
-    "end_at",
-    "session_cap",
-    "daily_cap",
-    "total_cap",
-    "created_at",
-)
+MESSAGE_COLUMNS = STORE_COLUMNS  # the columns the night's message store writes
 STATE_COLUMNS = ("customer_id", "message_id", "seen_at", "read_at", "updated_at")
 
 

@@ -8,6 +8,7 @@ counts the CPU seconds the tree used, which says how much of the two cores the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -104,12 +105,12 @@ def _wait_ready(server: Server, probe: urllib.request.Request, timeout_s: float 
     while True:
         if server.process.poll() is not None:
             raise ServerError(f"the {server.name} exited ({server.process.returncode}); see {server.log}")
-        try:
-            with urllib.request.urlopen(probe, timeout=5) as answer:  # noqa: S310 - our own loopback server
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+            urllib.request.urlopen(probe, timeout=5) as answer,  # noqa: S310 - our own loopback server
+        ):
+            if answer.status == 200:
+                return
         if time.monotonic() > deadline:
             raise ServerError(f"the {server.name} did not answer {probe.full_url} in {timeout_s:.0f} s: {server.log}")
         time.sleep(0.2)
