@@ -41,6 +41,62 @@ CREATE TABLE campaign_candidates (
 
 CREATE INDEX ix_candidates_run_customer ON campaign_candidates (run_date, customer_id);
 
+CREATE TABLE campaign_metrics (
+	run_date DATE NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	variant VARCHAR(128) NOT NULL, 
+	treatment INTEGER NOT NULL, 
+	targeted INTEGER NOT NULL, 
+	held_out INTEGER NOT NULL, 
+	global_control INTEGER NOT NULL, 
+	sent INTEGER NOT NULL, 
+	scheduled INTEGER NOT NULL, 
+	delivered INTEGER NOT NULL, 
+	displayed INTEGER NOT NULL, 
+	opened INTEGER NOT NULL, 
+	clicked INTEGER NOT NULL, 
+	dismissed INTEGER NOT NULL, 
+	bounced INTEGER NOT NULL, 
+	unsubscribed INTEGER NOT NULL, 
+	converted INTEGER NOT NULL, 
+	held_out_converted INTEGER NOT NULL, 
+	global_converted INTEGER NOT NULL, 
+	revenue FLOAT, 
+	held_out_revenue FLOAT, 
+	global_revenue FLOAT, 
+	conversion_rate FLOAT, 
+	held_out_rate FLOAT, 
+	global_rate FLOAT, 
+	revenue_per_customer FLOAT, 
+	held_out_revenue_per_customer FLOAT, 
+	uplift FLOAT, 
+	uplift_low FLOAT, 
+	uplift_high FLOAT, 
+	uplift_relative FLOAT, 
+	uplift_relative_low FLOAT, 
+	uplift_relative_high FLOAT, 
+	p_value FLOAT, 
+	revenue_p_value FLOAT, 
+	global_uplift FLOAT, 
+	global_uplift_low FLOAT, 
+	global_uplift_high FLOAT, 
+	global_uplift_relative FLOAT, 
+	global_uplift_relative_low FLOAT, 
+	global_uplift_relative_high FLOAT, 
+	global_p_value FLOAT, 
+	variants_p_value FLOAT, 
+	srm_p_value FLOAT, 
+	significant BOOLEAN NOT NULL, 
+	global_significant BOOLEAN NOT NULL, 
+	srm_mismatch BOOLEAN NOT NULL, 
+	too_small BOOLEAN NOT NULL, 
+	conversion_event VARCHAR(128), 
+	window_hours FLOAT, 
+	computed_at DATETIME NOT NULL, 
+	PRIMARY KEY (run_date, campaign_id, variant)
+);
+
+
 CREATE TABLE customers (
 	customer_id VARCHAR(64) NOT NULL, 
 	first_name VARCHAR(100), 
@@ -261,6 +317,20 @@ CREATE TABLE preferences (
 	PRIMARY KEY (customer_id, channel, ts, enabled)
 );
 
+
+CREATE TABLE provider_engagement (
+	event_id VARCHAR(128) NOT NULL, 
+	event VARCHAR(16) NOT NULL, 
+	at DATETIME NOT NULL, 
+	customer_id VARCHAR(64) NOT NULL, 
+	campaign_id VARCHAR(128) NOT NULL, 
+	dispatch_id VARCHAR(128), 
+	import_date DATE NOT NULL, 
+	PRIMARY KEY (event_id)
+);
+
+CREATE INDEX ix_provider_engagement_campaign ON provider_engagement (campaign_id, customer_id, at);
+CREATE INDEX ix_provider_engagement_dispatch ON provider_engagement (dispatch_id, customer_id);
 
 CREATE TABLE quarantine (
 	run_date DATE NOT NULL, 

@@ -39,6 +39,12 @@ from campaign_orchestrator.warehouse.inbox_tables import (
 from campaign_orchestrator.warehouse.inbox_tables import (
     preference_changes as preference_changes,
 )
+from campaign_orchestrator.warehouse.measurement_tables import (
+    campaign_metrics as campaign_metrics,
+)
+from campaign_orchestrator.warehouse.measurement_tables import (
+    provider_engagement as provider_engagement,
+)
 from campaign_orchestrator.warehouse.metadata import ID, NAME
 from campaign_orchestrator.warehouse.metadata import metadata as metadata
 
@@ -407,6 +413,7 @@ SOURCE_TABLES: dict[str, Table] = {
     "events": events,
     "suppressions": suppressions,
     "lists": list_members,
+    "engagement": provider_engagement,
 }
 
 # Text compares case-sensitively on every engine (MySQL/MariaDB default collations do not), so a
