@@ -191,6 +191,8 @@ CREATE TABLE holdout_list (
 	run_date DATE NOT NULL, 
 	campaign_id VARCHAR(128) NOT NULL, 
 	customer_id VARCHAR(64) NOT NULL, 
+	control_group VARCHAR(16), 
+	send_at TIMESTAMP WITHOUT TIME ZONE, 
 	PRIMARY KEY (run_date, campaign_id, customer_id)
 );
 

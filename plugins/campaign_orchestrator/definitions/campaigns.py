@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from campaign_orchestrator.definitions.base import ID_PATTERN, StrictModel
+from campaign_orchestrator.definitions.conversions import Conversion
 
 Channel = Literal["push", "email", "in_app"]
 Platform = Literal["ios", "android", "web"]
@@ -145,6 +146,9 @@ class Campaign(StrictModel):
     in_app: InAppOptions = InAppOptions()
     locales: list[str] = Field(
         default_factory=list, description="locales every template of this campaign must have content for"
+    )
+    conversion: Conversion | None = Field(
+        default=None, description="what counts as this campaign working; default settings.measurement.conversion"
     )
 
     @field_validator("send_time")

@@ -138,6 +138,14 @@ class _Loader:
             self.check_campaign(camp, segments, templates)
             if settings_ok:  # else its destination is judged once settings.yaml reads right: one error, not twelve
                 self.check_destination(camp, settings)
+            if camp.conversion is not None:
+                for problem in camp.conversion.problems(vocab, "conversion"):
+                    self.problems.append(self.where_in(f"campaigns:{camp.id}", problem, "conversion"))
+        if settings.measurement.conversion is not None:
+            self.problems += [
+                f"{self.root / 'settings.yaml'}: {p}"
+                for p in settings.measurement.conversion.problems(vocab, "measurement.conversion")
+            ]
         deep_links = load_registry(self.root, self.problems)
         public_messages = load_public_messages(self.root, self.problems)
         if self.problems:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from campaign_orchestrator.definitions.base import StrictModel
 from campaign_orchestrator.definitions.campaigns import Channel, QuietHours, check_zone
+from campaign_orchestrator.definitions.conversions import MeasurementSettings
 from campaign_orchestrator.definitions.templates import DEFAULT_LIMITS, LOCALE_PATTERN
 
 
@@ -83,6 +84,7 @@ class Settings(StrictModel):
     render: RenderSettings = RenderSettings()
     delivery: DeliverySettings = DeliverySettings()
     destinations: dict[str, Destination] = Field(default_factory=dict)
+    measurement: MeasurementSettings = MeasurementSettings()
 
     @field_validator("limits")
     @classmethod

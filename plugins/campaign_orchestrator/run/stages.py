@@ -22,6 +22,7 @@ from campaign_orchestrator.ingest import contracts as contracts_mod
 from campaign_orchestrator.ingest.contracts import ContractError
 from campaign_orchestrator.ingest.publish import publish
 from campaign_orchestrator.ingest.validate import ImportContext, ImportFailed, StagedSource, validate_source
+from campaign_orchestrator.measurement import measure_date, measured_dates
 from campaign_orchestrator.render.lint import lint_templates
 from campaign_orchestrator.render.render import render_outbox
 from campaign_orchestrator.reporting.report import write_run_report
@@ -243,11 +244,39 @@ def deliver_stage(
     return detail
 
 
+def metrics_stage(run: Run) -> dict[str, Any]:
+    """Measure the run date and the `lookback_days` before it again: engagement and conversions of
+    earlier sends arrive later (a purchase three days after the send), so their metrics grow."""
+
+    with run.stage("metrics") as detail:
+        settings = run.definitions.settings.measurement
+        dates = measured_dates(run.engine, run.config.run_date, settings.lookback_days)
+        rows = 0
+        for day in dates:
+            rows += len(measure_date(run.engine, run.definitions, run.definitions.vocabulary, day))
+        detail.update(dates=[d.isoformat() for d in dates], rows=rows)
+    return detail
+
+
 def report_stage(run: Run) -> Path:
 
     with run.stage("report") as detail:
         path = write_run_report(run.engine, run.definitions, run.config)
         detail["path"] = str(path)
+        # The charts next to it (run_report.html). A chart that fails is logged and recorded here,
+        # and its section says so; it never costs the night its JSON report.
+        from campaign_orchestrator.reporting.html import ChartsFailed, write_html_report
+
+        try:
+            html = write_html_report(
+                run.engine, path.parent / "run_report.html", run.config.run_date, segment_lookback_days=29
+            )
+            detail["html"] = str(html)
+        except Exception as exc:
+            log.exception("the HTML run report could not be drawn in full")
+            detail["html_error"] = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ChartsFailed):
+                detail["html"], detail["html_failed_charts"] = str(exc.path), sorted(exc.failures)
     return path
 
 
@@ -269,6 +298,7 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
                 incomplete += exc.details
         if incomplete:
             raise DeliveryIncomplete(incomplete)
+        metrics_stage(run)
     except Exception:
         # A failed night gets its report too: which source or stage stopped it, and what went out.
         try:

@@ -7,7 +7,7 @@ The language itself, and the checks every rule passed before it gets here, are i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.util import ClauseAdapter
 
-from campaign_orchestrator.definitions.rule_conditions import AttributeCondition, EventCondition
+from campaign_orchestrator.definitions.rule_conditions import AttributeCondition, EventCondition, PropertyCondition
 from campaign_orchestrator.definitions.rule_nodes import (
     AllOf,
     AnyOf,
@@ -247,6 +247,18 @@ def _event_filter(ev: sa.Table, node: EventCondition, vocab: Vocabulary, clock: 
         op, raw = cond.operator
         conds.append(_condition(ev.c[cond.name], op, raw, vocab.event_properties[cond.name], clock))
     return conds
+
+
+def property_conditions(
+    ev: sa.Table, conditions: Sequence[PropertyCondition], vocab: Vocabulary | None, run_date: dt.date
+) -> list[ColumnElement[bool]]:
+    """A `where` list on events outside a segment (a campaign's conversion), with UTC windows."""
+    known = vocab.event_properties if vocab is not None else {}
+    out: list[ColumnElement[bool]] = []
+    for cond in conditions:
+        op, raw = cond.operator
+        out.append(_condition(ev.c[cond.name], op, raw, known.get(cond.name, "string"), Clock(run_date)))
+    return out
 
 
 def _value_on(

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from campaign_orchestrator.definitions.loader import Definitions
 from campaign_orchestrator.outbox.ledger import standing_messages
-from campaign_orchestrator.targeting.candidates import candidates_select
+from campaign_orchestrator.targeting.candidates import candidates_select, control_group
 from campaign_orchestrator.targeting.funnel import Funnel, funnels
 from campaign_orchestrator.targeting.slots import write_slots
 from campaign_orchestrator.warehouse.tables import (
@@ -84,14 +84,23 @@ def build_target_lists(
         conn.execute(campaign_candidates.insert().from_select(columns, select))
     _arbitrate(conn, definitions, run_date)
     cand = campaign_candidates
-    conn.execute(
-        holdout_list.insert().from_select(
-            ["run_date", "campaign_id", "customer_id"],
-            sa.select(cand.c.run_date, cand.c.campaign_id, cand.c.customer_id).where(
-                cand.c.run_date == run_date, cand.c.exclusion_reason == "held_out"
-            ),
+    for campaign in campaigns:
+        conn.execute(
+            holdout_list.insert().from_select(
+                ["run_date", "campaign_id", "customer_id", "control_group", "send_at"],
+                sa.select(
+                    cand.c.run_date,
+                    cand.c.campaign_id,
+                    cand.c.customer_id,
+                    control_group(campaign, definitions, cand.c.customer_id),
+                    cand.c.send_at,
+                ).where(
+                    cand.c.run_date == run_date,
+                    cand.c.campaign_id == campaign.id,
+                    cand.c.exclusion_reason == "held_out",
+                ),
+            )
         )
-    )
     conn.execute(
         target_exclusions.insert().from_select(
             ["run_date", "campaign_id", "customer_id", "reason"],

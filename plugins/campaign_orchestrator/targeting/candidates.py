@@ -64,15 +64,35 @@ def variant_of(campaign: Campaign, cid: sa.ColumnElement[Any]) -> sa.ColumnEleme
     return sa.case(*edges, else_=sa.literal(campaign.variants[-1].id))
 
 
+def _in_campaign_holdout(campaign: Campaign, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
+    if campaign.holdout_percent <= 0:
+        return None
+    threshold = round(campaign.holdout_percent * BUCKETS / 100)
+    return hash_bucket(cid, f"holdout:{campaign.id}", BUCKETS) < threshold
+
+
+def _in_global_control(definitions: Definitions, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
+    share = definitions.settings.global_control_percent
+    if share <= 0:
+        return None
+    return hash_bucket(cid, "global_control", BUCKETS) < round(share * BUCKETS / 100)
+
+
 def _held_out(campaign: Campaign, definitions: Definitions, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    tests = []
-    if campaign.holdout_percent > 0:
-        threshold = round(campaign.holdout_percent * BUCKETS / 100)
-        tests.append(hash_bucket(cid, f"holdout:{campaign.id}", BUCKETS) < threshold)
-    global_share = definitions.settings.global_control_percent
-    if global_share > 0:
-        tests.append(hash_bucket(cid, "global_control", BUCKETS) < round(global_share * BUCKETS / 100))
+    tests = [t for t in (_in_campaign_holdout(campaign, cid), _in_global_control(definitions, cid)) if t is not None]
     return sa.or_(*tests) if tests else sa.false()
+
+
+def control_group(campaign: Campaign, definitions: Definitions, cid: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """Which control group holds a held-out customer: `campaign` (its holdout), `global` or `both`
+    (the two hashes are independent), so measurement compares each group with the treated."""
+    own = _in_campaign_holdout(campaign, cid)
+    every = _in_global_control(definitions, cid)
+    if own is None or every is None:
+        return sa.literal("campaign" if every is None else "global")
+    return sa.case(
+        (sa.and_(own, every), sa.literal("both")), (every, sa.literal("global")), else_=sa.literal("campaign")
+    )
 
 
 def candidates_select(campaign: Campaign, definitions: Definitions, run_date: dt.date) -> sa.Select[Any]:

@@ -110,7 +110,7 @@ def ensure_schema(engine: Engine) -> None:
 
 # Nullable columns added after a table first shipped: created on a warehouse that predates them
 # (until schema migrations exist, issue 19).
-ADDED_COLUMNS = {"import_log": ("warnings",)}
+ADDED_COLUMNS = {"import_log": ("warnings",), "holdout_list": ("control_group", "send_at")}
 
 
 def _add_new_columns(engine: Engine) -> None:

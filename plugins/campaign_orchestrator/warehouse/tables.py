@@ -262,12 +262,16 @@ target_list = Table(
     PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
 )
 
+# Held-out customers with their control group (campaign, global or both) and the instant they
+# would have been sent at: measurement counts their conversions from it.
 holdout_list = Table(
     "holdout_list",
     metadata,
     Column("run_date", Date, nullable=False),
     Column("campaign_id", NAME, nullable=False),
     Column("customer_id", ID, nullable=False),
+    Column("control_group", String(16)),
+    Column("send_at", DateTime),
     PrimaryKeyConstraint("run_date", "campaign_id", "customer_id"),
 )
 

@@ -73,3 +73,16 @@ def test_segment_cycles_are_refused(marketing: Path, repo: Path):
     )
     with pytest.raises(DefinitionError, match=r"in a cycle: segment:(a|b) -> segment:(a|b) -> segment:(a|b)"):
         load_definitions(marketing, _attributes(repo))
+
+
+def test_a_conversion_filter_on_a_property_the_events_contract_lacks_is_an_error(marketing: Path, repo: Path):
+    (marketing / "campaigns" / "converts.yaml").write_text(
+        "id: converts\nsegment: big_spenders_90d\nchannel: push\ndestination: braze\ntemplate: winback_push\n"
+        "provider_campaign_id: x\nconversion:\n  event: purchase\n  within_hours: 48\n"
+        "  where:\n    - property: shoe_size\n      gt: 3\n    - property: amount\n      gt: lots\n"
+    )
+    with pytest.raises(DefinitionError) as err:
+        load_definitions(marketing, _attributes(repo))
+    text = "\n".join(err.value.problems)
+    assert "converts.yaml: conversion.where[0]: no event property 'shoe_size' in the events contract" in text
+    assert "conversion.where[1].gt: expected a number, got 'lots'" in text
