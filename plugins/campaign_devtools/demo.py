@@ -171,14 +171,37 @@ def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | N
     filed = file_task_logs(workdir / "airflow_dags_test.log", airflow_home / "logs")
     print(f"[demo] {len(filed)} task logs filed for the UI (make ui)", flush=True)
     print(
-        f"[demo] the provider simulator received {stats['recipients']} recipients in {stats['requests']} requests "
-        f"({stats['duplicates']} duplicates, {stats['scheduled']} scheduled for later)",
+        f"[demo] the provider simulator received {stats['recipients']:,} recipients in {stats['requests']:,} requests "
+        f"({stats['duplicates']:,} duplicates, {stats['scheduled']:,} scheduled for later)",
         flush=True,
-    )
-    print(
-        f"[demo] done in {time.perf_counter() - t0:.0f}s; Airflow log: {workdir / 'airflow_dags_test.log'}", flush=True
     )
     report = reports / run_date.isoformat() / "run_report.json"
     if not report.exists():
         raise DemoError(f"the DAG finished but wrote no report at {report}")
+    for line in reconciliation(json.loads(report.read_text(encoding="utf-8")), stats):
+        print(f"[demo] {line}", flush=True)
+    print(
+        f"[demo] done in {time.perf_counter() - t0:.0f}s; Airflow log: {workdir / 'airflow_dags_test.log'}", flush=True
+    )
     return report
+
+
+def reconciliation(report: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    """The run report's sent messages against what the simulator received: the provider's part
+    (sent now + scheduled) must be its recipients; with the in-app store it makes the ledger's sent."""
+    t = report["totals"]
+    now, later, in_app, sent = (int(t.get(k, 0)) for k in ("sent_now", "scheduled", "in_app", "delivered"))
+    provider, received = now + later, int(stats["recipients"])
+    lines = [
+        f"provider: {now:,} sent now + {later:,} scheduled = {provider:,} = the simulator's recipients ✓"
+        if provider == received
+        else f"MISMATCH: the ledger says {provider:,} messages went to the provider ({now:,} sent now + "
+        f"{later:,} scheduled) but the simulator received {received:,} recipients",
+        # by construction (the report splits the ledger's sent messages), said for the reader
+        f"ledger: {provider:,} to the provider + {in_app:,} written to the in-app store = {sent:,} sent",
+    ]
+    if "scheduled" in stats and int(stats["scheduled"]) != later:
+        lines.append(
+            f"MISMATCH: the ledger counts {later:,} scheduled at the provider, the simulator {stats['scheduled']:,}"
+        )
+    return lines

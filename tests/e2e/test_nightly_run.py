@@ -58,11 +58,13 @@ def test_cli_run_twice_on_sqlite_delivers_once_and_says_so(repo, export, sim_pro
     ]
     first = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "new messages in this run" in first.stdout and "Delivered 0 new" not in first.stdout
+    assert "new messages in this run." in first.stdout and "Sent 0 new" not in first.stdout
+    assert "TOTAL" not in first.stdout and "sent now + " in first.stdout
+    assert "not scheduled tonight (weekly on fri)" in first.stdout  # anz_gold_weekly, on a Sunday
     delivered_first = sim_process.get("/_sim/stats")["recipients"]
     second = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "Delivered 0 new messages in this run: all" in second.stdout
+    assert "Sent 0 new messages in this run: all" in second.stdout
     assert sim_process.get("/_sim/stats")["recipients"] == delivered_first
     check_deliveries(repo, export, sim_process, url)
     assert (tmp_path / "reports" / RUN_DATE.isoformat() / "run_report.md").exists()

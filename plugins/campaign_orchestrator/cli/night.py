@@ -201,20 +201,21 @@ def import_table(sources: Any) -> str:
 
 
 def print_run_summary(report_path: Path) -> None:
-
+    """The night for the terminal: the campaigns table (summary_table: where each sent message went,
+    the campaigns with nothing tonight, the message totals), then what this run added."""
     report = json.loads(report_path.read_text(encoding="utf-8"))
     click.echo(f"\nRun {report['run_date']} ({report['warehouse']})\n")
     click.echo(summary_table(report))
     totals = report["totals"]
     new = totals["delivered_this_run"]
     if new:
-        click.echo(f"\nDelivered {new} new messages in this run.")
+        click.echo(f"\nSent {new:,} new messages in this run.")
     else:
         click.echo(
-            f"\nDelivered 0 new messages in this run: all {totals['delivered']} messages for "
-            f"{report['run_date']} were already delivered."
+            f"\nSent 0 new messages in this run: all {totals['delivered']:,} messages of "
+            f"{report['run_date']} were already sent by an earlier run."
             if totals["delivered"]
-            else "\nDelivered 0 new messages in this run."
+            else "\nSent 0 new messages in this run."
         )
     if totals.get("kept"):
         click.echo(

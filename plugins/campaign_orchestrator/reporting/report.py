@@ -3,6 +3,12 @@
 Counts come from the warehouse (candidates, exclusions, ledger), not from memory, so the report
 task can run on any worker and a re-run's report tells the truth about the whole date: what
 was delivered in total and what this run delivered anew.
+
+A sent message went one of three ways, and the report names which: sent now by the provider,
+scheduled at the provider (handed over with a later send time, to be sent then), or written to
+the in-app message store. Sent now + scheduled + in-app store = the ledger's sent messages, and
+sent now + scheduled = what the provider received. Only messages are summed across campaigns:
+segment sizes and eligible customers are not (a customer in several segments would count again).
 """
 
 from __future__ import annotations
@@ -14,8 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
+from campaign_orchestrator.definitions.campaigns import Campaign
 from campaign_orchestrator.definitions.loader import Definitions
+from campaign_orchestrator.delivery.provider import SCHEDULE_MARGIN
 from campaign_orchestrator.delivery.report import cause_lines
 from campaign_orchestrator.outbox.ledger import ledger_counts, message_ledger, unsent_causes
 from campaign_orchestrator.targeting.funnel import funnels
@@ -25,6 +36,8 @@ from campaign_orchestrator.warehouse.tables import import_log, outbox, render_er
 if TYPE_CHECKING:
     from campaign_orchestrator.run.context import RunConfig
 
+# (row key, header) of the campaigns table; `failed` shows failed + dead. `unknown` and `pending`
+# join the table only on a night that has some (OPTIONAL_COLUMNS).
 SUMMARY_COLUMNS = (
     ("campaign", "campaign"),
     ("channel", "channel"),
@@ -34,10 +47,64 @@ SUMMARY_COLUMNS = (
     ("capped", "capped"),
     ("lost_arbitration", "lost arb."),
     ("targeted", "targeted"),
-    ("kept", "kept"),
-    ("delivered", "delivered"),
+    ("sent_now", "sent now"),
+    ("scheduled", "scheduled"),
+    ("in_app", "in-app store"),
+    ("failed", "failed"),
     ("delivered_this_run", "new"),
 )
+OPTIONAL_COLUMNS = (("unknown", "unknown"), ("pending", "pending"))
+ELIGIBLE_LINE = (
+    "eligible = segment members minus the suppressed, those not opted in and those without a device for "
+    "the channel (customers per campaign, so not summed)."
+)
+# What the totals line sums: messages, each counted once (never segment members or eligible customers).
+MESSAGE_TOTALS = (
+    "targeted",
+    "kept",
+    "held_out",
+    "capped",
+    "lost_arbitration",
+    "delivered",
+    "sent_now",
+    "scheduled",
+    "in_app",
+    "delivered_this_run",
+    "delivered_not_targeted",
+    "pending",
+    "failed",
+    "dead",
+    "unknown",
+    "held",
+    "render_errors",
+)
+
+
+class _seconds_after(FunctionElement[float]):
+    """Seconds from the first moment to the second (both naive UTC DateTime columns)."""
+
+    type = sa.Float()
+    name = "seconds_after"
+    inherit_cache = True
+
+
+@compiles(_seconds_after)
+def _seconds_after_sqlite(element: _seconds_after, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({second}) - julianday({first})) * 86400.0)"
+
+
+@compiles(_seconds_after, "postgresql")
+def _seconds_after_postgresql(element: _seconds_after, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({second} - {first}))"
+
+
+@compiles(_seconds_after, "mysql")
+@compiles(_seconds_after, "mariadb")
+def _seconds_after_mysql(element: _seconds_after, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(TIMESTAMPDIFF(MICROSECOND, {first}, {second}) / 1000000.0)"
 
 
 def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig) -> dict[str, Any]:
@@ -46,6 +113,7 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
     with engine.connect() as conn:
         funnel = funnels(conn, run_date, campaign_ids)
         ledger = ledger_counts(conn, run_date)
+        split = delivery_split(conn, run_date, message_stores(definitions))
         stage_rows = conn.execute(
             sa.select(run_log.c.stage, run_log.c.detail)
             .where(run_log.c.run_id == config.run_id)
@@ -89,10 +157,12 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             "destination": camp.destination if camp else None,
             "segment": camp.segment if camp else None,
             "priority": camp.priority if camp else None,
+            "status": campaign_status(camp, run_date),
         }
         row.update(funnel[cid].as_dict() if cid in funnel else {})
         row.update(
             delivered=states.get("sent", 0),
+            **split.get(cid, {"sent_now": 0, "scheduled": 0, "in_app": 0}),
             delivered_this_run=new_sends.get(cid, 0),
             pending=states.get("pending", 0) + states.get("in_flight", 0),
             failed=states.get("failed", 0),
@@ -107,27 +177,7 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             delivered_not_targeted=untargeted.get(cid, 0),
         )
         campaigns[cid] = row
-    totals = {
-        k: sum(int(c.get(k) or 0) for c in campaigns.values())
-        for k in (
-            "segment_size",
-            "eligible",
-            "held_out",
-            "capped",
-            "lost_arbitration",
-            "targeted",
-            "kept",
-            "delivered",
-            "delivered_this_run",
-            "delivered_not_targeted",
-            "pending",
-            "failed",
-            "dead",
-            "unknown",
-            "held",
-            "render_errors",
-        )
-    }
+    totals = {k: sum(int(c.get(k) or 0) for c in campaigns.values()) for k in MESSAGE_TOTALS}
     return {
         "run_date": run_date.isoformat(),
         "run_id": config.run_id,
@@ -136,9 +186,78 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         "imports": [_import_row(dict(i)) for i in imports],
         "stages": stages,
         "campaigns": campaigns,
+        # defined campaigns with nothing tonight: not scheduled on the run date, or disabled
+        "not_scheduled": _not_scheduled(definitions, run_date, set(campaigns)),
         "totals": totals,
         "not_delivered": not_delivered,  # state -> cause -> messages, for pending, failed, unknown, dead
         "destinations_down": down,
+    }
+
+
+def message_stores(definitions: Definitions) -> list[str]:
+    """The destinations that are the in-app message store (settings.destinations, kind message_store)."""
+    return sorted(name for name, d in definitions.settings.destinations.items() if d.kind == "message_store")
+
+
+def delivery_split(conn: sa.Connection, run_date: dt.date, stores: list[str]) -> dict[str, dict[str, int]]:
+    """Per campaign, the date's sent messages by the way they went: `in_app` (written to a message
+    store), `scheduled` (handed to the provider more than SCHEDULE_MARGIN before their send time,
+    which the provider takes as a schedule: see delivery/provider.py) and `sent_now` (the rest of
+    the provider's). The three add up to the ledger's sent messages."""
+    ledger = message_ledger(outbox.c.run_date == run_date, name="split")
+    in_store = ledger.c.destination.in_(stores) if stores else sa.false()
+    later = _seconds_after(ledger.c.sent_at, ledger.c.send_at) > SCHEDULE_MARGIN.total_seconds()
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    rows = conn.execute(
+        sa.select(ledger.c.campaign_id, sa.func.count(), count(in_store), count(sa.and_(~in_store, later)))
+        .where(ledger.c.state == "sent")
+        .group_by(ledger.c.campaign_id)
+    )
+    return {
+        cid: {"sent_now": int(n) - int(stored) - int(scheduled), "scheduled": int(scheduled), "in_app": int(stored)}
+        for cid, n, stored, scheduled in rows
+    }
+
+
+def campaign_status(camp: Campaign | None, run_date: dt.date) -> str:
+    """`scheduled tonight` (active on the run date), `not scheduled tonight`, `disabled`, or `not
+    defined` (messages of the date from a campaign since removed from the definitions)."""
+    if camp is None:
+        return "not defined"
+    if not camp.enabled:
+        return "disabled"
+    return "scheduled tonight" if camp.is_active(run_date) else "not scheduled tonight"
+
+
+def _why_not_tonight(camp: Campaign, run_date: dt.date) -> str:
+    if not camp.enabled:
+        return ""
+    if camp.start_date and run_date < camp.start_date:
+        return f"starts {camp.start_date.isoformat()}"
+    if camp.end_date and run_date > camp.end_date:
+        return f"ended {camp.end_date.isoformat()}"
+    schedule = camp.schedule
+    if schedule.type == "weekly":
+        return "weekly on " + ", ".join(schedule.days or [])
+    if schedule.type == "once":
+        return f"once, on {schedule.date.isoformat() if schedule.date else '?'}"
+    return f"cron {schedule.cron}"
+
+
+def _not_scheduled(definitions: Definitions, run_date: dt.date, listed: set[str]) -> dict[str, dict[str, Any]]:
+    return {
+        cid: {
+            "campaign": cid,
+            "channel": camp.channel,
+            "destination": camp.destination,
+            "status": campaign_status(camp, run_date),
+            "why": _why_not_tonight(camp, run_date),
+        }
+        for cid, camp in sorted(definitions.campaigns.items())
+        if cid not in listed
     }
 
 
@@ -190,26 +309,63 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _campaign_lines(report: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Campaigns",
-        "",
-        "| " + " | ".join(h for _, h in SUMMARY_COLUMNS) + " |",
-        "|" + "---|" * len(SUMMARY_COLUMNS),
+def summary_columns(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The campaigns table's (key, header) columns: SUMMARY_COLUMNS, and `unknown` and `pending`
+    when some campaign has such messages."""
+    rows = report["campaigns"].values()
+    return [*SUMMARY_COLUMNS, *((k, h) for k, h in OPTIONAL_COLUMNS if any(r.get(k) for r in rows))]
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    if key == "failed":
+        return f"{int(row.get('failed') or 0) + int(row.get('dead') or 0):,}"
+    value = row.get(key, "")
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value or "")
+
+
+def campaign_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]], list[tuple[str, str, str]]]:
+    """The campaigns table as text cells: headers, a row per campaign with messages or scheduled
+    tonight, and (campaign, channel, status) for the defined ones with nothing tonight."""
+    columns = summary_columns(report)
+    rows = [[_cell(r, k) for k, _ in columns] for r in report["campaigns"].values()]
+    for row, r in zip(rows, report["campaigns"].values(), strict=True):
+        if r.get("status", "scheduled tonight") != "scheduled tonight":  # messages from an earlier run
+            row[0] = f"{row[0]} ({r['status']})"
+    idle = [
+        (c["campaign"], str(c.get("channel") or ""), f"{c['status']} ({c['why']})" if c.get("why") else c["status"])
+        for c in (report.get("not_scheduled") or {}).values()
     ]
-    for row in report["campaigns"].values():
-        lines.append("| " + " | ".join(str(row.get(k, "")) for k, _ in SUMMARY_COLUMNS) + " |")
-    return lines
+    return [h for _, h in columns], rows, idle
+
+
+def totals_line(report: dict[str, Any]) -> str:
+    """What the night's campaigns add up to, in messages (the only figures that add up)."""
+    t = report["totals"]
+    line = (
+        f"Messages of {report['run_date']}: {t.get('sent_now', 0):,} sent now + {t.get('scheduled', 0):,} "
+        f"scheduled at the provider + {t.get('in_app', 0):,} in the in-app store = {t.get('delivered', 0):,} "
+        f"sent; {t.get('failed', 0) + t.get('dead', 0):,} failed"
+    )
+    extra = [f"{t[k]:,} {k}" for k in ("unknown", "pending") if t.get(k)]
+    return line + "".join(f", {x}" for x in extra) + "."
+
+
+def _campaign_lines(report: dict[str, Any]) -> list[str]:
+    headers, rows, idle = campaign_rows(report)
+    lines = ["## Campaigns", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += [
+        "| " + " | ".join([name, channel, status, *[""] * (len(headers) - 3)]) + " |" for name, channel, status in idle
+    ]
+    return [*lines, "", ELIGIBLE_LINE]
 
 
 def _totals_lines(report: dict[str, Any]) -> list[str]:
     t = report["totals"]
     lines = [
         "",
-        f"Totals: {t['targeted']} targeted ({t.get('kept', 0)} kept from earlier runs of the date), "
-        f"{t['delivered']} delivered ({t['delivered_this_run']} new in "
-        f"this run), {t['pending']} pending, {t['failed']} failed, {t['dead']} dead, {t['unknown']} unknown, "
-        f"{t['render_errors']} not rendered, {t['held']} held.",
+        f"{totals_line(report)} {t['targeted']:,} targeted ({t.get('kept', 0):,} kept from earlier runs of the "
+        f"date), {t['render_errors']:,} not rendered, {t['held']:,} held.",
         "",
     ]
     if t.get("delivered_not_targeted"):
@@ -342,13 +498,15 @@ def write_run_report(engine: Engine, definitions: Definitions, config: RunConfig
 
 
 def summary_table(report: dict[str, Any]) -> str:
-    """A plain-text per-campaign table for terminals and logs (counts only, no personal data)."""
-    header = [h for _, h in SUMMARY_COLUMNS]
-    rows = [[str(r.get(k, "")) for k, _ in SUMMARY_COLUMNS] for r in report["campaigns"].values()]
-    t = report["totals"]
-    rows.append(["TOTAL", "", *(str(t.get(k, "")) for k, _ in SUMMARY_COLUMNS[2:])])
-    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
+    """A plain-text per-campaign table for terminals and logs (counts only, no personal data): the
+    campaigns of the night, those with nothing tonight and why, the totals of what adds up (messages)
+    and what `eligible` means."""
+    headers, rows, idle = campaign_rows(report)
+    widths = [max(len(x) for x in col) for col in zip(headers, *rows, strict=True)]
+    for name, channel, _ in idle:
+        widths[:2] = max(widths[0], len(name)), max(widths[1], len(channel))
     fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*r) for r in rows]
-    return "\n".join(out)
+    out += [f"{name:<{widths[0]}}  {channel:<{widths[1]}}  {status}" for name, channel, status in idle]
+    return "\n".join([*out, "", totals_line(report), ELIGIBLE_LINE])
