@@ -19,6 +19,9 @@ Airflow cannot read fails the task, never falls back) and the provider connectio
 definition, a data contract, a connection's settings) fails its task at once; anything else is
 retried.
 Param `run_date` (YYYY-MM-DD) overrides the logical date, to replay a _night().
+
+Assets (the Assets view shows their lineage): segment memberships, target lists, the outbox, the
+delivery ledger, and the run report as JSON and as HTML charts, each updated by the task that writes it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import Asset, Param, dag, task, task_group
 
 PROJECT = Path(os.environ.get("CAMPAIGNS_HOME") or Path(__file__).resolve().parents[1])
 RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("CAMPAIGNS_RETRY_DELAY_SECONDS", "300")))
@@ -73,6 +76,23 @@ DELIVER_DOC = (
     "a connection that cannot make a request fails at once, having claimed nothing."
 )
 T = TypeVar("T")
+
+
+def _asset(kind: str, name: str) -> Asset:
+    """A logical asset of the night. `x-` is the URI scheme Airflow leaves to its users (no provider
+    normalises it), and a name rather than a path: the warehouse and the reports folder are chosen per
+    deployment, at run time, and a DAG file must not look them up when it is parsed."""
+    return Asset(name=f"campaigns.{name}", uri=f"x-campaigns://{kind}/{name}")
+
+
+SEGMENT_MEMBERSHIP = _asset("warehouse", "segment_membership")
+TARGET_LIST = _asset("warehouse", "target_list")
+OUTBOX = _asset("warehouse", "outbox")
+LEDGER = _asset("warehouse", "message_ledger")  # delivery states: delivery_batches, read through the ledger view
+RUN_REPORT_JSON = _asset("reports", "run_report.json")
+RUN_REPORT_HTML = _asset("reports", "run_report.html")
+# campaign_metrics: the outlet of the metrics task (run/stages.py `metrics_stage`) when the DAG runs it.
+CAMPAIGN_METRICS = _asset("warehouse", "campaign_metrics")
 
 
 def _night() -> Any:
@@ -128,17 +148,17 @@ def nightly_campaigns() -> None:
 
         publish(validate_source.expand(source=list_sources()))
 
-    @task
+    @task(outlets=[SEGMENT_MEMBERSHIP])
     def compute_segments(**context: Any) -> dict[str, Any]:
         """Segment memberships and lifecycle stages for the run date, in the warehouse."""
         return _engine(lambda: _night().segments_stage(_run(context)))
 
-    @task
+    @task(outlets=[TARGET_LIST])
     def build_target_lists(**context: Any) -> dict[str, Any]:
         """Each active campaign's target list under its controls, with a reason for everyone left out."""
         return _engine(lambda: _night().targets_stage(_run(context)))
 
-    @task
+    @task(outlets=[OUTBOX])
     def render_messages(**context: Any) -> dict[str, Any]:
         """Render the target lists into the outbox in delivery batches; hold failing campaigns."""
         return _engine(lambda: _night().render_stage(_run(context)))
@@ -153,7 +173,7 @@ def nightly_campaigns() -> None:
         """The outbox shards, one mapped deliver task each."""
         return _engine(lambda: _night().delivery_shards(_run(context)))
 
-    @task(max_active_tis_per_dagrun=16, map_index_template="shard {{ shard }}", doc_md=DELIVER_DOC)
+    @task(max_active_tis_per_dagrun=16, map_index_template="shard {{ shard }}", doc_md=DELIVER_DOC, outlets=[LEDGER])
     def deliver(shard: int, **context: Any) -> dict[str, Any]:
         """Deliver one outbox shard exactly once; fails (and is retried) while messages stay pending or
         failed; a connection that cannot make a request fails at once, having claimed nothing."""
@@ -161,7 +181,7 @@ def nightly_campaigns() -> None:
 
         return _engine(lambda: _night().deliver_stage(_run(context), shard, provider_endpoint))
 
-    @task(trigger_rule="all_done")  # a failed night gets its report too
+    @task(trigger_rule="all_done", outlets=[RUN_REPORT_JSON, RUN_REPORT_HTML])  # a failed night gets its report too
     def write_report(**context: Any) -> str:
         """Write the run report, even after a failure; then fail while the night is incomplete."""
         import json
@@ -174,6 +194,10 @@ def nightly_campaigns() -> None:
         path = night.report_stage(run)
         print(summary_table(json.loads(path.read_text(encoding="utf-8"))))
         print(f"run report: {path}")
+        events = context.get("outlet_events")
+        if events is not None:  # where tonight's reports are, on each asset event
+            for asset, name in ((RUN_REPORT_JSON, "run_report.json"), (RUN_REPORT_HTML, "run_report.html")):
+                events[asset].extra = {"run_date": run.config.run_date.isoformat(), "path": str(path.parent / name)}
         try:
             night.finish_night(run, path)  # the one end-of-night rule, as `campaigns run` applies it
         except NightIncomplete as exc:  # the report is written; the night still shows as failed

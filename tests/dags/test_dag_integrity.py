@@ -87,3 +87,17 @@ def test_every_task_has_a_one_line_doc_and_mapped_ones_a_label(dagbag):
     assert [t.task_id for t in dag.tasks if not (t.doc_md or "").strip()] == []
     assert dag.get_task("deliver").map_index_template == "shard {{ shard }}"
     assert dag.get_task("ingest.validate_source").map_index_template == "{{ source }}"
+
+
+def test_the_tables_and_reports_the_tasks_write_are_assets_for_the_lineage_view(dagbag):
+    dag = dagbag.dags["nightly_campaigns"]
+    outlets = {t.task_id: sorted(a.uri for a in t.outlets) for t in dag.tasks if t.outlets}
+    assert outlets == {
+        "compute_segments": ["x-campaigns://warehouse/segment_membership"],
+        "build_target_lists": ["x-campaigns://warehouse/target_list"],
+        "render_messages": ["x-campaigns://warehouse/outbox"],
+        "deliver": ["x-campaigns://warehouse/message_ledger"],
+        "write_report": ["x-campaigns://reports/run_report.html", "x-campaigns://reports/run_report.json"],
+    }
+    names = [a.name for t in dag.tasks for a in t.outlets]
+    assert len(names) == len(set(names)) and all(n.startswith("campaigns.") for n in names)

@@ -11,6 +11,7 @@ from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
 from campaign_orchestrator.cli.pinpoint import import_pinpoint
+from campaign_orchestrator.cli.report import report
 from campaign_orchestrator.errors import CampaignError
 
 
@@ -53,5 +54,6 @@ for _command in (
     validate,
     inbox,
     import_pinpoint,
+    report,
 ):
     main.add_command(_command)

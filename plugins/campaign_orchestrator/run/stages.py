@@ -62,7 +62,7 @@ def validate_definitions(run: Run) -> dict[str, Any]:
     return detail
 
 
-def _import_context(run: Run, from_archive: bool = False) -> Any:
+def _import_context(run: Run, from_archive: bool = False, accept_row_count: frozenset[str] = frozenset()) -> Any:
 
     return ImportContext(
         run_date=run.config.run_date,
@@ -71,6 +71,7 @@ def _import_context(run: Run, from_archive: bool = False) -> Any:
         from_archive=from_archive,
         resolve_url=run.url_resolver,
         customers=sources_config(run).sources.get("customers"),
+        accept_row_count=accept_row_count,
     )
 
 
@@ -79,13 +80,16 @@ def source_names(run: Run) -> list[str]:
     return list(sources_config(run).all())
 
 
-def validate_source_stage(run: Run, source: str, from_archive: bool = False) -> dict[str, Any]:
+def validate_source_stage(
+    run: Run, source: str, from_archive: bool = False, accept_row_count: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Check one source against its contract and stage it; nothing live changes."""
 
     with run.stage(f"validate[{source}]") as detail:
         spec = sources_config(run).all()[source]
         contract = run.contracts["lists" if source.startswith("list:") else source]
-        staged = validate_source(run.engine, _import_context(run, from_archive), source, spec, contract)
+        context = _import_context(run, from_archive, accept_row_count)
+        staged = validate_source(run.engine, context, source, spec, contract)
         detail.update(staged.as_dict())
         detail["rows"] = staged.rows_loaded
     return detail
@@ -104,12 +108,17 @@ def publish_stage(run: Run, staged: list[dict[str, Any]]) -> dict[str, Any]:
     return detail
 
 
-def _validate_in_worker(config: RunConfig, source: str, from_archive: bool) -> dict[str, Any]:
-    return validate_source_stage(Run(config), source, from_archive)
+def _validate_in_worker(
+    config: RunConfig, source: str, from_archive: bool, accept_row_count: frozenset[str]
+) -> dict[str, Any]:
+    return validate_source_stage(Run(config), source, from_archive, accept_row_count)
 
 
-def import_stage(run: Run, from_archive: bool = False, workers: int | None = None) -> dict[str, Any]:
+def import_stage(
+    run: Run, from_archive: bool = False, workers: int | None = None, accept_row_count: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Validate every source (in `workers` processes side by side, default one), then publish.
+    `accept_row_count` names sources whose row count may leave its band this once (recorded as a warning).
 
     If any source breaks its contract, every failure is reported together and nothing is published.
     """
@@ -125,13 +134,15 @@ def import_stage(run: Run, from_archive: bool = False, workers: int | None = Non
     if workers <= 1:
         for name in names:
             try:
-                results.append(validate_source_stage(run, name, from_archive))
+                results.append(validate_source_stage(run, name, from_archive, accept_row_count))
             except ContractError as exc:
                 failures.append(exc)
     else:
         run.engine.dispose()
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_validate_in_worker, run.config, name, from_archive) for name in names]
+            futures = [
+                pool.submit(_validate_in_worker, run.config, name, from_archive, accept_row_count) for name in names
+            ]
             for future in futures:
                 try:
                     results.append(future.result())
@@ -264,10 +275,11 @@ def report_stage(run: Run) -> Path:
         path = write_run_report(run.engine, run.definitions, run.config)
         detail["path"] = str(path)
         # The charts next to it (run_report.html). A chart that fails is logged and recorded here,
-        # and its section says so; it never costs the night its JSON report.
-        from campaign_orchestrator.reporting.html import ChartsFailed, write_html_report
-
+        # and its section says so; it never costs the night its JSON report (not even when the
+        # charting itself cannot be imported).
         try:
+            from campaign_orchestrator.reporting.html import write_html_report
+
             html = write_html_report(
                 run.engine, path.parent / "run_report.html", run.config.run_date, segment_lookback_days=29
             )
@@ -275,8 +287,9 @@ def report_stage(run: Run) -> Path:
         except Exception as exc:
             log.exception("the HTML run report could not be drawn in full")
             detail["html_error"] = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, ChartsFailed):
-                detail["html"], detail["html_failed_charts"] = str(exc.path), sorted(exc.failures)
+            failed = getattr(exc, "failures", None)  # ChartsFailed: the page is written, these charts are not
+            if failed:
+                detail["html"], detail["html_failed_charts"] = str(path.parent / "run_report.html"), sorted(failed)
     return path
 
 
