@@ -163,6 +163,14 @@ def notices(warehouse: str, config_dir: Path, contracts_dir: Path) -> None:
     type=click.IntRange(1),
     help="Sources validated side by side (each process needs ~650 MB on million-row files).",
 )
+@click.option(
+    "--accept-row-count",
+    "accept_row_count",
+    multiple=True,
+    metavar="SOURCE",
+    help="Accept this source's row count outside its contract's band this once (e.g. the first nightly "
+    "delta after a backfill); recorded as a warning in the import log.",
+)
 def import_command(
     run_date: dt.date,
     warehouse: str,
@@ -171,6 +179,7 @@ def import_command(
     archive_dir: Path,
     from_archive: bool,
     workers: int,
+    accept_row_count: tuple[str, ...],
 ) -> None:
     """Import the night's sources through their data contracts (validate all, then publish all)."""
 
@@ -178,7 +187,9 @@ def import_command(
         run_date, warehouse_url=warehouse, contracts_dir=contracts_dir, sources_dir=sources_dir, archive_dir=archive_dir
     )
     try:
-        detail = import_stage(Run(config), from_archive=from_archive, workers=workers)
+        detail = import_stage(
+            Run(config), from_archive=from_archive, workers=workers, accept_row_count=frozenset(accept_row_count)
+        )
     except ContractError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(import_table(detail["sources"].values()))

@@ -57,6 +57,8 @@ class ImportContext:
     from_archive: bool = False
     resolve_url: Callable[[str], str] = lambda conn_id: _no_resolver(conn_id)
     customers: SourceSpec | None = None  # tonight's customers source: what child rows must refer to
+    # Sources whose row count may leave its band this once (an operator's `--accept-row-count`).
+    accept_row_count: frozenset[str] = frozenset()
 
     @property
     def parameters(self) -> dict[str, Any]:
