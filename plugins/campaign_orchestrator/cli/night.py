@@ -25,7 +25,7 @@ from campaign_orchestrator.definitions.loader import DefinitionError
 from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
 from campaign_orchestrator.delivery.report import DeliveryIncomplete, cause_lines
 from campaign_orchestrator.ingest.contracts import ContractError
-from campaign_orchestrator.reporting.report import rerendered_counts, summary_table
+from campaign_orchestrator.reporting.markdown import rerendered_counts, summary_table
 from campaign_orchestrator.run.context import Run, delivery_shards
 from campaign_orchestrator.run.stages import deliver_stage, import_stage, notices_stage, run_all
 from campaign_orchestrator.run.status import CampaignsHeld

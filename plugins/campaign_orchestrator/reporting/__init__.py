@@ -5,6 +5,7 @@ from a process's memory, so the report task can run on any worker and a re-run's
 truth about the whole date.
 """
 
-from campaign_orchestrator.reporting.report import build_run_report, summary_table, write_run_report
+from campaign_orchestrator.reporting.markdown import summary_table
+from campaign_orchestrator.reporting.report import build_run_report, write_run_report
 
 __all__ = ["build_run_report", "summary_table", "write_run_report"]

@@ -16,7 +16,8 @@ from campaign_orchestrator.definitions.settings import RenderSettings
 from campaign_orchestrator.definitions.templates import Template
 from campaign_orchestrator.outbox.ids import MESSAGE_NAMESPACE, message_id
 from campaign_orchestrator.render.render import render_outbox
-from campaign_orchestrator.reporting.report import build_run_report, render_markdown
+from campaign_orchestrator.reporting.markdown import render_markdown
+from campaign_orchestrator.reporting.report import build_run_report
 from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.warehouse.tables import delivery_batches, outbox, render_errors, target_list
 from tests.builders import customer, definitions, load, messages_in_state, state_counts

@@ -28,7 +28,8 @@ from campaign_orchestrator.definitions.campaigns import Schedule
 from campaign_orchestrator.definitions.loader import load_definitions
 from campaign_orchestrator.delivery.provider import SCHEDULE_MARGIN
 from campaign_orchestrator.ingest.contracts import load_contracts, vocabulary
-from campaign_orchestrator.reporting.report import build_run_report, delivery_split, render_markdown, summary_table
+from campaign_orchestrator.reporting.markdown import render_markdown, summary_table
+from campaign_orchestrator.reporting.report import build_run_report, delivery_split
 from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.run.stages import run_all
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine
