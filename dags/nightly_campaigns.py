@@ -91,7 +91,7 @@ OUTBOX = _asset("warehouse", "outbox")
 LEDGER = _asset("warehouse", "message_ledger")  # delivery states: delivery_batches, read through the ledger view
 RUN_REPORT_JSON = _asset("reports", "run_report.json")
 RUN_REPORT_HTML = _asset("reports", "run_report.html")
-# campaign_metrics: the outlet of the metrics task (run/stages.py `metrics_stage`) when the DAG runs it.
+# campaign_metrics: written by the measure task (run/stages.py `metrics_stage`).
 CAMPAIGN_METRICS = _asset("warehouse", "campaign_metrics")
 
 
@@ -181,6 +181,11 @@ def nightly_campaigns() -> None:
 
         return _engine(lambda: _night().deliver_stage(_run(context), shard, provider_endpoint))
 
+    @task(trigger_rule="all_done", outlets=[CAMPAIGN_METRICS])  # earlier nights are re-measured whatever tonight did
+    def measure(**context: Any) -> dict[str, Any]:
+        """Campaign metrics for the run date and the lookback before it: engagement, conversions, uplift."""
+        return _engine(lambda: _night().metrics_stage(_run(context)))
+
     @task(trigger_rule="all_done", outlets=[RUN_REPORT_JSON, RUN_REPORT_HTML])  # a failed night gets its report too
     def write_report(**context: Any) -> str:
         """Write the run report, even after a failure; then fail while the night is incomplete."""
@@ -210,7 +215,7 @@ def nightly_campaigns() -> None:
     notices = publish_notices()  # an outage notice must not wait for tonight's data
     validated >> notices
     rendered >> shards
-    [deliver.expand(shard=shards), notices] >> write_report()
+    [deliver.expand(shard=shards), notices] >> measure() >> write_report()
 
 
 nightly_campaigns()

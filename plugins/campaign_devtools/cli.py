@@ -164,6 +164,19 @@ def bench_inbox(
     click.echo(f"report: {report}")
 
 
+@main.command("uplift-check")
+@click.option("--customers", default=20_000, show_default=True, type=click.IntRange(500))
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1), help="Seeded worlds after the night.")
+@click.option("--date", "run_date", callback=parse_date, help="Run date (default today, UTC).")
+@click.option("--workdir", default=".uplift", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+def uplift_check(customers: int, runs: int, run_date: dt.date | None, workdir: Path) -> None:
+    """One demo night, then RUNS seeded worlds with a known uplift: how often the 95% interval covers it."""
+    from campaign_devtools.uplift_check import run_check, table
+
+    tallies = run_check(workdir.resolve(), customers, run_date or today(), runs, Path.cwd())
+    click.echo(table(tallies))
+
+
 @main.command("stack-test")
 @click.option("--workdir", default=".stack", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--customers", default=3000, show_default=True, type=click.IntRange(100))

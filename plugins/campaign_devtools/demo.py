@@ -180,6 +180,18 @@ def run_demo(workdir: Path, customers: int, run_date: dt.date, project: Path | N
         raise DemoError(f"the DAG finished but wrote no report at {report}")
     for line in reconciliation(json.loads(report.read_text(encoding="utf-8")), stats):
         print(f"[demo] {line}", flush=True)
+    print("[demo] four days later: the provider's engagement export, the app's inbox events and the purchases")
+    from campaign_devtools.demo_after import days_after  # measurement and charts: loaded only now
+
+    html, simulated, lines = days_after(workdir, project, f"sqlite:///{warehouse}", sources, reports, run_date)
+    print(
+        f"[demo] imported {simulated.engagement_rows:,} engagement events and {simulated.purchases:,} purchases "
+        f"({simulated.inbox_events:,} inbox events stored by the app); uplift against each campaign's holdout:",
+        flush=True,
+    )
+    for line in lines:
+        print(f"[demo]   {line}", flush=True)
+    print(f"[demo] HTML report (charts, opens without network): {html}", flush=True)
     print(
         f"[demo] done in {time.perf_counter() - t0:.0f}s; Airflow log: {workdir / 'airflow_dags_test.log'}", flush=True
     )

@@ -51,12 +51,13 @@ def test_the_stages_run_in_order(dagbag):
         "render_messages",
         "plan_delivery_shards",
         "deliver",
+        "measure",
         "write_report",
     ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
     assert dag.get_task("publish_notices").upstream_task_ids == {"validate_definitions"}
-    assert "write_report" in dag.get_task("publish_notices").downstream_task_ids
+    assert "measure" in dag.get_task("publish_notices").downstream_task_ids
     assert dag.schedule is not None and not dag.catchup and dag.max_active_runs == 1
 
 
@@ -97,6 +98,7 @@ def test_the_tables_and_reports_the_tasks_write_are_assets_for_the_lineage_view(
         "build_target_lists": ["x-campaigns://warehouse/target_list"],
         "render_messages": ["x-campaigns://warehouse/outbox"],
         "deliver": ["x-campaigns://warehouse/message_ledger"],
+        "measure": ["x-campaigns://warehouse/campaign_metrics"],
         "write_report": ["x-campaigns://reports/run_report.html", "x-campaigns://reports/run_report.json"],
     }
     names = [a.name for t in dag.tasks for a in t.outlets]

@@ -9,6 +9,7 @@ import click
 
 from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
+from campaign_orchestrator.cli.measure import measure
 from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
 from campaign_orchestrator.cli.pinpoint import import_pinpoint
 from campaign_orchestrator.cli.report import report
@@ -46,6 +47,7 @@ for _command in (
     run,
     deliver,
     import_command,
+    measure,
     notices,
     schema,
     plan,

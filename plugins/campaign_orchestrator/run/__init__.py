@@ -9,6 +9,7 @@ from campaign_orchestrator.run.context import Run, RunConfig, delivery_shards, s
 from campaign_orchestrator.run.stages import (
     deliver_stage,
     import_stage,
+    metrics_stage,
     notices_stage,
     plan_stage,
     publish_stage,
@@ -32,6 +33,7 @@ __all__ = [
     "finish_night",
     "held_campaigns",
     "import_stage",
+    "metrics_stage",
     "notices_stage",
     "plan_stage",
     "publish_stage",

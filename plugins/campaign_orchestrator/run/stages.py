@@ -309,9 +309,9 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
                 deliver_stage(run, shard, resolver, concurrent_shards=1)
             except DeliveryIncomplete as exc:
                 incomplete += exc.details
+        metrics_stage(run)  # earlier nights' engagement counts whatever tonight's delivery did
         if incomplete:
             raise DeliveryIncomplete(incomplete)
-        metrics_stage(run)
     except Exception:
         # A failed night gets its report too: which source or stage stopped it, and what went out.
         try:
