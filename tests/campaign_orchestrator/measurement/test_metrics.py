@@ -188,3 +188,22 @@ def test_engagement_is_counted_per_message_from_the_provider_export_and_the_inbo
     measure_date(warehouse, defs, defs.vocabulary, RUN)
     r = row(warehouse)
     assert (r["sent"], r["delivered"], r["opened"], r["clicked"], r["bounced"], r["displayed"]) == (30, 20, 8, 1, 1, 5)
+
+    # the next day's export brings a late open: the date is measured again and counts it
+    with warehouse.begin() as conn:
+        conn.execute(
+            provider_engagement.insert(),
+            [
+                {
+                    "event_id": "late",
+                    "event": "open",
+                    "at": at + dt.timedelta(days=1),
+                    "customer_id": sent[10][1],
+                    "campaign_id": "p-p",
+                    "dispatch_id": "d-1",
+                    "import_date": RUN + dt.timedelta(days=1),
+                }
+            ],
+        )
+    measure_date(warehouse, defs, defs.vocabulary, RUN)
+    assert row(warehouse)["opened"] == 9
