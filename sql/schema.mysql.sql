@@ -113,6 +113,22 @@ CREATE TABLE customers (
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 
+CREATE TABLE definition_changes (
+	change_id INTEGER NOT NULL AUTO_INCREMENT, 
+	changed_at DATETIME NOT NULL, 
+	changed_by VARCHAR(128) NOT NULL, 
+	action VARCHAR(32) NOT NULL, 
+	kind VARCHAR(32) NOT NULL, 
+	definition_id VARCHAR(128) NOT NULL, 
+	file VARCHAR(255) NOT NULL, 
+	version_before VARCHAR(64), 
+	version_after VARCHAR(64), 
+	diff TEXT NOT NULL, 
+	PRIMARY KEY (change_id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_definition_changes_definition ON definition_changes (kind, definition_id, changed_at);
+
 CREATE TABLE delivery_batches (
 	batch_id VARCHAR(64) NOT NULL, 
 	run_date DATE NOT NULL, 

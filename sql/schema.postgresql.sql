@@ -113,6 +113,22 @@ CREATE TABLE customers (
 );
 
 
+CREATE TABLE definition_changes (
+	change_id SERIAL NOT NULL, 
+	changed_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	changed_by VARCHAR(128) NOT NULL, 
+	action VARCHAR(32) NOT NULL, 
+	kind VARCHAR(32) NOT NULL, 
+	definition_id VARCHAR(128) NOT NULL, 
+	file VARCHAR(255) NOT NULL, 
+	version_before VARCHAR(64), 
+	version_after VARCHAR(64), 
+	diff TEXT NOT NULL, 
+	PRIMARY KEY (change_id)
+);
+
+CREATE INDEX ix_definition_changes_definition ON definition_changes (kind, definition_id, changed_at);
+
 CREATE TABLE delivery_batches (
 	batch_id VARCHAR(64) NOT NULL, 
 	run_date DATE NOT NULL, 

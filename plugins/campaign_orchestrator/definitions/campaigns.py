@@ -5,6 +5,10 @@ weighted A/B variants, schedule (once, daily, weekly, cron, between start and en
 time (customer's local clock, a fixed zone, or now), quiet hours with a fallback, priority,
 per-campaign caps and the holdout share. Validation here is about shape; references to other
 definitions are checked when everything is loaded (`definitions.load_definitions`).
+
+Approval: a campaign is `draft`, `pending_approval`, `approved` or `paused` (`status`). A file
+without `status` is approved: the repository's files were merged through review. Only approved
+campaigns are ever active, so a draft or a paused campaign is never sent (`is_active`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ Channel = Literal["push", "email", "in_app"]
 Platform = Literal["ios", "android", "web"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Status = Literal["draft", "pending_approval", "approved", "paused"]
+SENDABLE: frozenset[str | None] = frozenset({None, "approved"})  # no status: merged through review
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -150,6 +156,13 @@ class Campaign(StrictModel):
     conversion: Conversion | None = Field(
         default=None, description="what counts as this campaign working; default settings.measurement.conversion"
     )
+    status: Status | None = Field(
+        default=None, description="approval state; a file without it is approved (merged through review)"
+    )
+    submitted_by: str | None = Field(default=None, description="who submitted this version for approval")
+    submitted_at: dt.datetime | None = None
+    approved_by: str | None = Field(default=None, description="who approved this version (never its submitter)")
+    approved_at: dt.datetime | None = None
 
     @field_validator("send_time")
     @classmethod
@@ -190,8 +203,13 @@ class Campaign(StrictModel):
             return {v.id: v.template for v in self.variants}
         return {"default": str(self.template)}
 
+    @property
+    def approved(self) -> bool:
+        """Whether this version may be sent: approved, or without a status (merged through review)."""
+        return self.status in SENDABLE
+
     def is_active(self, run_date: dt.date) -> bool:
-        if not self.enabled:
+        if not self.enabled or not self.approved:
             return False
         if self.start_date and run_date < self.start_date:
             return False

@@ -3,6 +3,9 @@
 Loading checks everything that can be checked without data: shapes (pydantic), references
 between definitions, rule syntax and columns. Every problem is reported at once with the file
 and the path inside it, so a marketer fixes a file in one pass.
+
+Drafts (`drafts/campaigns/<id>.yaml`, written by the console) are checked like campaigns but
+kept apart in `Definitions.drafts`: nothing schedules them, so an unapproved version never sends.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from campaign_orchestrator.definitions.yaml_files import (
     read_yaml_doc,
 )
 from campaign_orchestrator.errors import CampaignError, InvalidInput
+
+DRAFTS_FOLDER = "drafts/campaigns"  # the console's unapproved versions, one <id>.yaml each
+DRAFT_STATES = frozenset({"draft", "pending_approval"})
 
 
 class DefinitionError(CampaignError, InvalidInput, ValueError):
@@ -80,6 +86,7 @@ class Definitions:
     vocabulary: Any = None  # rules.Vocabulary the segments were checked against
     deep_links: DeepLinkRegistry | None = None
     public_messages: list[Any] = field(default_factory=list)  # public_messages.PublicMessage
+    drafts: dict[str, Campaign] = field(default_factory=dict)  # drafts/campaigns: checked, never scheduled
 
     def active_campaigns(self, run_date: dt.date) -> list[Campaign]:
         return sorted((c for c in self.campaigns.values() if c.is_active(run_date)), key=lambda c: c.id)
@@ -133,14 +140,20 @@ class _Loader:
         campaigns: dict[str, Campaign] = self.kind("campaigns", "campaigns", Campaign)
         templates: dict[str, Template] = self.kind("templates", "templates", Template)
         lifecycles: dict[str, Lifecycle] = self.kind("lifecycles", "lifecycles", Lifecycle)
+        drafts: dict[str, Campaign] = self.kind(DRAFTS_FOLDER, "campaigns", Campaign, namespace="drafts")
+        self.check_drafts(drafts)
         vocab = self.check_segments(segments, lifecycles, vocabulary)
-        for camp in campaigns.values():
-            self.check_campaign(camp, segments, templates)
+        for namespace, camp in [
+            *(("campaigns", c) for c in campaigns.values()),
+            *(("drafts", c) for c in drafts.values()),
+        ]:
+            key = f"{namespace}:{camp.id}"
+            self.check_campaign(camp, segments, templates, key)
             if settings_ok:  # else its destination is judged once settings.yaml reads right: one error, not twelve
-                self.check_destination(camp, settings)
+                self.check_destination(camp, settings, key)
             if camp.conversion is not None:
                 for problem in camp.conversion.problems(vocab, "conversion"):
-                    self.problems.append(self.where_in(f"campaigns:{camp.id}", problem, "conversion"))
+                    self.problems.append(self.where_in(key, problem, "conversion"))
         if settings.measurement.conversion is not None:
             self.problems += [
                 f"{self.root / 'settings.yaml'}: {p}"
@@ -160,6 +173,7 @@ class _Loader:
             vocabulary=vocab,
             deep_links=deep_links,
             public_messages=public_messages,
+            drafts=drafts,
         )
 
     def where_in(self, definition: str, message: str, *path: str | int) -> str:
@@ -181,7 +195,7 @@ class _Loader:
             settings = Settings()
         return settings, len(self.problems) == before
 
-    def kind(self, folder: str, key: str, model: type[BaseModel]) -> dict[str, Any]:
+    def kind(self, folder: str, key: str, model: type[BaseModel], namespace: str | None = None) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for path in sorted((self.root / folder).glob("*.y*ml")):
             doc = read_yaml_doc(path, self.problems)
@@ -193,7 +207,7 @@ class _Loader:
                 except ValidationError as exc:
                     self.problems.extend(pydantic_problems(path, where, exc, doc))
                     continue
-                name = f"{key}:{obj.id}"  # type: ignore[attr-defined]
+                name = f"{namespace or key}:{obj.id}"  # type: ignore[attr-defined]
                 if name in self.origin:
                     self.problems.append(
                         f"{path}: {where or 'id'}: {key[:-1]} {obj.id!r} is also defined in {self.origin[name]}"  # type: ignore[attr-defined]
@@ -236,8 +250,21 @@ class _Loader:
             self.problems.append(f"{self.root / 'segments'}: {exc}")
         return vocab
 
-    def check_campaign(self, camp: Campaign, segments: dict[str, Segment], templates: dict[str, Template]) -> None:
-        key = f"campaigns:{camp.id}"
+    def check_drafts(self, drafts: dict[str, Campaign]) -> None:
+        """A draft is one campaign per file, named by its id, and not yet approved."""
+        for camp in drafts.values():
+            key = f"drafts:{camp.id}"
+            alone = not self.located[key][1]  # the file is the campaign, not a list of them
+            if not alone or Path(self.origin[key]).stem != camp.id:
+                message = f"id: a draft is kept alone in {DRAFTS_FOLDER}/{camp.id}.yaml"
+                self.problems.append(self.where_in(key, message, "id"))
+            if camp.status not in DRAFT_STATES:
+                message = f"status: a draft is draft or pending_approval, not {camp.status or 'approved'}"
+                self.problems.append(self.where_in(key, message, "status"))
+
+    def check_campaign(
+        self, camp: Campaign, segments: dict[str, Segment], templates: dict[str, Template], key: str
+    ) -> None:
         include, exclude = camp.audience
         for segment_id in (*include, *exclude):
             if segment_id not in segments:
@@ -253,8 +280,7 @@ class _Loader:
                 message = f"{label}: {template_id!r} is for {template.channel}, campaign is {camp.channel}"
                 self.problems.append(self.where_in(key, message, *field_path))
 
-    def check_destination(self, camp: Campaign, settings: Settings) -> None:
-        key = f"campaigns:{camp.id}"
+    def check_destination(self, camp: Campaign, settings: Settings, key: str) -> None:
         dest = settings.destinations.get(camp.destination)
         if dest is None:
             message = f"destination: unknown destination {camp.destination!r} (settings.yaml)"

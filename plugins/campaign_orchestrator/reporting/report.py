@@ -201,17 +201,20 @@ def delivery_split(conn: sa.Connection, run_date: dt.date, stores: list[str]) ->
 
 
 def campaign_status(camp: Campaign | None, run_date: dt.date) -> str:
-    """`scheduled tonight` (active on the run date), `not scheduled tonight`, `disabled`, or `not
-    defined` (messages of the date from a campaign since removed from the definitions)."""
+    """`scheduled tonight` (active on the run date), `not scheduled tonight`, `disabled`, its approval
+    status when not approved (`paused`, ...), or `not defined` (messages of the date from a campaign
+    since removed from the definitions)."""
     if camp is None:
         return "not defined"
     if not camp.enabled:
         return "disabled"
+    if not camp.approved:
+        return str(camp.status)
     return "scheduled tonight" if camp.is_active(run_date) else "not scheduled tonight"
 
 
 def _why_not_tonight(camp: Campaign, run_date: dt.date) -> str:
-    if not camp.enabled:
+    if not camp.enabled or not camp.approved:
         return ""
     if camp.start_date and run_date < camp.start_date:
         return f"starts {camp.start_date.isoformat()}"

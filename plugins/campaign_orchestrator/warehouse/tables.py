@@ -24,6 +24,9 @@ from sqlalchemy import (
 )
 
 from campaign_orchestrator.outbox.states import BATCH_STATES
+from campaign_orchestrator.warehouse.console_tables import (
+    definition_changes as definition_changes,
+)
 from campaign_orchestrator.warehouse.inbox_tables import (
     device_tokens as device_tokens,
 )
