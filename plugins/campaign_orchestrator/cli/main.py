@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from campaign_orchestrator.cli.console import console
 from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.measure import measure
@@ -55,6 +56,7 @@ for _command in (
     preview,
     validate,
     inbox,
+    console,
     import_pinpoint,
     report,
 ):

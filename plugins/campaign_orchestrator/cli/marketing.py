@@ -18,11 +18,9 @@ from campaign_orchestrator.cli.options import (
     warehouse_option,
 )
 from campaign_orchestrator.clock import today
-from campaign_orchestrator.definitions.loader import DefinitionError, load_definitions
-from campaign_orchestrator.ingest.contracts import load_contracts, template_samples, template_variables, vocabulary
-from campaign_orchestrator.ingest.sources import load_sources_config
+from campaign_orchestrator.definitions.loader import DefinitionError
+from campaign_orchestrator.ingest.contracts import template_variables
 from campaign_orchestrator.render.compiled import RenderError
-from campaign_orchestrator.render.lint import lint_templates
 from campaign_orchestrator.render.preview import PreviewError, as_html, as_text, preview_campaign
 from campaign_orchestrator.run.context import Run
 from campaign_orchestrator.run.stages import plan_stage
@@ -159,14 +157,9 @@ def estimate(
 @contracts_option
 def validate(config_dir: Path, contracts_dir: Path) -> None:
     """Check every definition in the marketing folder against the data contracts."""
+    from campaign_orchestrator.console.checks import Checker  # the console saves through the same check
 
-    contracts = load_contracts(contracts_dir)
-    try:
-        lists = frozenset(load_sources_config(contracts_dir / "sources.yaml").lists)
-        defs = load_definitions(config_dir, vocabulary(contracts, lists))
-    except DefinitionError as exc:
-        raise click.ClickException(str(exc)) from None
-    problems = lint_templates(defs, template_variables(contracts), template_samples(contracts))
-    if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) in the templates:\n" + "\n".join(problems))
-    click.echo(f"ok: {len(defs.segments)} segments, {len(defs.campaigns)} campaigns, {len(defs.templates)} templates")
+    check = Checker(contracts_dir).check(config_dir)
+    if not check.ok:
+        raise click.ClickException(check.message)
+    click.echo(check.message)
