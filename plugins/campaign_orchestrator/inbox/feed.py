@@ -69,10 +69,16 @@ def decode_cursor(cursor: str) -> SortKey:
         raise BadFeedRequest("cursor is not one this service issued; start again without it") from None
 
 
+def _buttons(m: StoredMessage) -> list[dict[str, Any]]:
+    return [b for b in m.content.get("buttons") or () if isinstance(b, dict)]
+
+
+def _links(buttons: list[dict[str, Any]]) -> list[str]:
+    return [str(b["link"]) for b in buttons if b.get("action") == "DEEP_LINK" and b.get("link")]
+
+
 def deep_links(m: StoredMessage) -> list[str]:
-    links = [b.get("link") for b in m.content.get("buttons") or [] if isinstance(b, dict)]
-    actions = [b.get("action") for b in m.content.get("buttons") or [] if isinstance(b, dict)]
-    return [str(link) for link, action in zip(links, actions, strict=True) if action == "DEEP_LINK" and link]
+    return _links(_buttons(m))
 
 
 def _public_applies(m: StoredMessage, app_version: Version | None) -> bool:
@@ -137,7 +143,9 @@ def select_status(messages: list[StoredMessage], status: Status) -> list[StoredM
 
 def item(m: StoredMessage) -> dict[str, Any]:
     c = m.content
-    links = deep_links(m)
+    buttons = _buttons(m)
+    links = _links(buttons)
+    data = c.get("data")
     return {
         "id": m.message_id,
         "campaign_id": m.campaign_id,
@@ -151,11 +159,10 @@ def item(m: StoredMessage) -> dict[str, Any]:
         "image_url": c.get("image_url"),
         "buttons": [
             {"text": str(b.get("text", "")), "action": str(b.get("action", "CLOSE")), "link": b.get("link")}
-            for b in c.get("buttons") or []
-            if isinstance(b, dict)
+            for b in buttons
         ],
         "deep_link": links[0] if links else None,
-        "data": {str(k): str(v) for k, v in (c.get("data") or {}).items()},
+        "data": {str(k): str(v) for k, v in data.items()} if data else {},
         # Datetimes as they are: json_response's orjson writes them as ISO 8601 UTC ("...Z") in C.
         "created_at": m.created_at,
         "starts_at": m.start_at,

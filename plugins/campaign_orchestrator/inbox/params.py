@@ -3,7 +3,8 @@
 FastAPI's parameter solving re-inspects every declared parameter's annotation on every request:
 on the feed (a path, five query and four header parameters) it was half the service's CPU in the
 bench. The feed and Pinpoint's GetInAppMessages read their parameters from the request instead,
-check exactly what their OpenAPI entries below declare, and answer a bad one with 422.
+check exactly what their OpenAPI entries below declare, and answer a bad one with 422; the events
+route reads its path and credentials so too (its body is still FastAPI's, validated by the model).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ AUTH_PARAMETERS = [
     _param("Authorization", "header", {"type": "string"}, "Bearer <customer token>"),
     _param("X-Api-Key", "header", {"type": "string"}, "the server key (back-end callers)"),
 ]
+CUSTOMER_PARAMETER = _param("customer_id", "path", _id_schema(64), "the customer", required=True)
+EVENTS_PARAMETERS = [CUSTOMER_PARAMETER, *AUTH_PARAMETERS]
 FEED_PARAMETERS = [
-    _param("customer_id", "path", _id_schema(64), "the customer", required=True),
+    CUSTOMER_PARAMETER,
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "page size, default 50"),
     _param("cursor", "query", {"type": "string", "maxLength": 512}, "next_cursor of the page before"),
     _param("status", "query", {"type": "string", "enum": list(STATUSES), "default": "active"}, "which messages"),
