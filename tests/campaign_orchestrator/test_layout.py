@@ -14,7 +14,7 @@ import pytest
 ENGINE = Path(__file__).resolve().parents[2] / "plugins" / "campaign_orchestrator"
 # The night's order. Shared concepts first: everything later may import them.
 ORDER = ["warehouse", "definitions", "outbox", "ingest", "segments", "targeting", "render", "delivery", "reporting"]
-ANY_STAGE = {"run", "cli", "inbox"}  # they wire the stages together; the inbox is a service over them
+ANY_STAGE = {"run", "cli", "inbox", "console"}  # they wire the stages together; inbox and console are services
 LEAVES = {"errors", "clock", "connections", "outbox.states", "outbox.ids"}  # import nothing of the engine's
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from campaign_orchestrator.console.approval import NotAllowed, WrongState, Workflow, approved_file
+from campaign_orchestrator.console.approval import NotAllowed, Workflow, WrongState, approved_file
 from campaign_orchestrator.console.store import DefinitionStore
 from campaign_orchestrator.definitions.loader import load_definitions
 from tests.campaign_orchestrator.console.conftest import user
