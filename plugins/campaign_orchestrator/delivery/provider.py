@@ -34,13 +34,13 @@ from tenacity import (
 
 from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.connections import ProviderEndpoint
+from campaign_orchestrator.delivery.scheduling import SCHEDULE_MARGIN
 from campaign_orchestrator.errors import CampaignError
 from campaign_orchestrator.outbox.ids import request_key
 
 SEND_PATH = "/campaigns/trigger/send"
 SCHEDULE_PATH = "/campaigns/trigger/schedule/create"
 MAX_RECIPIENTS = 50
-SCHEDULE_MARGIN = dt.timedelta(minutes=1)  # closer than this to now, a send is sent, not scheduled
 # Answers about the destination, not the recipients: every batch would get the same.
 DESTINATION_ERRORS = frozenset({401, 403, 404, 405})
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaign_orchestrator.delivery.scheduling import scheduled_at_provider
 from campaign_orchestrator.outbox.ledger import message_ledger
 from campaign_orchestrator.warehouse.tables import (
     delivery_batches,
@@ -45,7 +46,7 @@ def engagement_counts(conn: Connection, run_date: dt.date, campaign_id: str, sto
         out[variant]["targeted"] = int(n)
     ledger = message_ledger(outbox.c.run_date == run_date, outbox.c.campaign_id == campaign_id)
     in_store = ledger.c.destination.in_(sorted(stores)) if stores else sa.false()
-    later = sa.and_(sa.not_(in_store), ledger.c.sent_at.is_not(None), ledger.c.send_at > ledger.c.sent_at)
+    later = sa.and_(sa.not_(in_store), scheduled_at_provider(ledger.c.send_at, ledger.c.sent_at))
     for variant, sent, scheduled, stored in conn.execute(
         sa.select(
             ledger.c.variant,

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaign_orchestrator.delivery.scheduling import scheduled_at_provider
 from campaign_orchestrator.outbox.ledger import ledger_counts
 from campaign_orchestrator.targeting.funnel import REASONS, funnels
 from campaign_orchestrator.warehouse.measurement_tables import ALL, METRIC_COUNTS, METRIC_FIGURES, METRIC_FLAGS
@@ -195,11 +196,11 @@ def delivery_points(
     conn: Connection, date_from: dt.date, date_to: dt.date, campaign: str | None = None
 ) -> list[DeliveryPoint]:
     """Messages per UTC hour and kind. A sent batch counts at the hour it was handed over
-    (`sent_at`), unless its `send_at` is later: then it is `scheduled` (the provider sends it
-    then) and counts at `send_at`. Every other batch counts at its due hour (`send_at`)."""
+    (`sent_at`), unless the provider took it as a schedule (`delivery.scheduling`): then it is
+    `scheduled` and counts at `send_at`. Every other batch counts at its due hour (`send_at`)."""
     b = delivery_batches.c
     sent = b.state == "sent"
-    scheduled = sa.and_(sent, b.sent_at.is_not(None), b.send_at > b.sent_at)
+    scheduled = sa.and_(sent, scheduled_at_provider(b.send_at, b.sent_at))
     kind = sa.case(
         (scheduled, "scheduled"),
         (sent, "sent"),

@@ -20,13 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 
 from campaign_orchestrator.definitions.campaigns import Campaign
 from campaign_orchestrator.definitions.loader import Definitions
-from campaign_orchestrator.delivery.provider import SCHEDULE_MARGIN
+from campaign_orchestrator.delivery.scheduling import scheduled_at_provider
 from campaign_orchestrator.outbox.ledger import ledger_counts, message_ledger, unsent_causes
 from campaign_orchestrator.reporting.markdown import render_markdown
 from campaign_orchestrator.targeting.funnel import funnels
@@ -56,33 +54,6 @@ MESSAGE_TOTALS = (
     "held",
     "render_errors",
 )
-
-
-class _seconds_after(FunctionElement[float]):
-    """Seconds from the first moment to the second (both naive UTC DateTime columns)."""
-
-    type = sa.Float()
-    name = "seconds_after"
-    inherit_cache = True
-
-
-@compiles(_seconds_after)
-def _seconds_after_sqlite(element: _seconds_after, compiler: Any, **kw: Any) -> str:
-    first, second = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({second}) - julianday({first})) * 86400.0)"
-
-
-@compiles(_seconds_after, "postgresql")
-def _seconds_after_postgresql(element: _seconds_after, compiler: Any, **kw: Any) -> str:
-    first, second = (compiler.process(c, **kw) for c in element.clauses)
-    return f"EXTRACT(EPOCH FROM ({second} - {first}))"
-
-
-@compiles(_seconds_after, "mysql")
-@compiles(_seconds_after, "mariadb")
-def _seconds_after_mysql(element: _seconds_after, compiler: Any, **kw: Any) -> str:
-    first, second = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(TIMESTAMPDIFF(MICROSECOND, {first}, {second}) / 1000000.0)"
 
 
 def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig) -> dict[str, Any]:
@@ -184,7 +155,7 @@ def delivery_split(conn: sa.Connection, run_date: dt.date, stores: list[str]) ->
     the provider's). The three add up to the ledger's sent messages."""
     ledger = message_ledger(outbox.c.run_date == run_date, name="split")
     in_store = ledger.c.destination.in_(stores) if stores else sa.false()
-    later = _seconds_after(ledger.c.sent_at, ledger.c.send_at) > SCHEDULE_MARGIN.total_seconds()
+    later = scheduled_at_provider(ledger.c.send_at, ledger.c.sent_at)
 
     def count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)

@@ -1,5 +1,6 @@
 """SQL constructs whose spelling differs per engine but whose result must not.
 
+`seconds_after(first, second)` is the seconds between two naive-UTC DateTime columns.
 `hash_bucket(expr, buckets)` is the deterministic random bucket used for holdouts and variants:
 the first 32 bits of md5(expr) modulo `buckets`. PostgreSQL and MariaDB compute md5 natively;
 SQLite gets the same function registered on connect (`warehouse.hash32`). Python's
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, literal
+from sqlalchemy import BigInteger, Float, Integer, String, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -45,3 +46,30 @@ def hash_bucket(key: ColumnElement[Any], salt: str, buckets: int) -> ColumnEleme
     """A stable bucket in [0, buckets) for key, salted so each campaign draws its own."""
     salted = literal(f"{salt}:", type_=String()).concat(key)
     return hash32(salted) % literal(buckets, type_=Integer())
+
+
+class seconds_after(FunctionElement[float]):
+    """Seconds from the first moment to the second (both naive UTC DateTime columns)."""
+
+    type = Float()
+    name = "seconds_after"
+    inherit_cache = True
+
+
+@compiles(seconds_after)
+def seconds_after_sqlite(element: seconds_after, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({second}) - julianday({first})) * 86400.0)"
+
+
+@compiles(seconds_after, "postgresql")
+def seconds_after_postgresql(element: seconds_after, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({second} - {first}))"
+
+
+@compiles(seconds_after, "mysql")
+@compiles(seconds_after, "mariadb")
+def seconds_after_mysql(element: seconds_after, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(TIMESTAMPDIFF(MICROSECOND, {first}, {second}) / 1000000.0)"

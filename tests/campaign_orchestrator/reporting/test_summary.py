@@ -26,7 +26,7 @@ from campaign_devtools.provider_sim import make_server
 from campaign_orchestrator.connections import env_endpoint_resolver
 from campaign_orchestrator.definitions.campaigns import Schedule
 from campaign_orchestrator.definitions.loader import load_definitions
-from campaign_orchestrator.delivery.provider import SCHEDULE_MARGIN
+from campaign_orchestrator.delivery.scheduling import SCHEDULE_MARGIN
 from campaign_orchestrator.ingest.contracts import load_contracts, vocabulary
 from campaign_orchestrator.reporting.markdown import render_markdown, summary_table
 from campaign_orchestrator.reporting.report import build_run_report, delivery_split
