@@ -202,6 +202,7 @@ CREATE TABLE events (
 
 CREATE INDEX ix_events_customer_name_ts ON events (customer_id, name, ts);
 CREATE INDEX ix_events_import_date ON events (import_date);
+CREATE INDEX ix_events_name_ts ON events (name, ts);
 
 CREATE TABLE holdout_list (
 	run_date DATE NOT NULL, 

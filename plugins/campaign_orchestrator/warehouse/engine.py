@@ -105,6 +105,7 @@ def ensure_schema(engine: Engine) -> None:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
         raise WarehouseUnavailable(f"cannot reach the warehouse {redacted(engine.url)}: {reason}") from None
     _add_new_columns(engine)
+    _add_new_indexes(engine)
     create_view(engine)
 
 
@@ -124,6 +125,20 @@ def _add_new_columns(engine: Engine) -> None:
                 ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=engine.dialect)
                 with engine.begin() as conn:
                     conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {ddl}")
+
+
+# Indexes added after their table first shipped: built once on a warehouse that predates them.
+ADDED_INDEXES = {"events": ("ix_events_name_ts",)}
+
+
+def _add_new_indexes(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    for table_name, names in ADDED_INDEXES.items():
+        present = {i["name"] for i in inspector.get_indexes(table_name)}
+        for index in metadata.tables[table_name].indexes:
+            if index.name in names and index.name not in present:
+                with engine.begin() as conn:
+                    index.create(conn, checkfirst=True)
 
 
 def drop_schema(engine: Engine) -> None:
