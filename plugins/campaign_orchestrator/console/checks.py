@@ -61,6 +61,10 @@ class Checker:
             self._loaded = (vocabulary(contracts, lists), template_variables(contracts), template_samples(contracts))
         return self._loaded
 
+    def vocabulary(self) -> Any:
+        """What rules may name (the contracts' attributes and event properties, lists, ...)."""
+        return self._contracts()[0]
+
     def check(self, config_dir: Path) -> FolderCheck:
         from campaign_orchestrator.render.lint import lint_templates
 

@@ -24,6 +24,7 @@ environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+environment.policies["json.dumps_kwargs"] = {"sort_keys": False}  # `tojson` keeps a rule's key order
 
 NAV = [("segments", TITLES["segments"]), ("lifecycles", TITLES["lifecycles"]), ("templates", TITLES["templates"])]
 NAV += [("campaigns", TITLES["campaigns"])]

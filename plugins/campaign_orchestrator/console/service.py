@@ -20,6 +20,7 @@ from campaign_orchestrator.console.checks import Checker, FolderCheck
 from campaign_orchestrator.console.history import History
 from campaign_orchestrator.console.settings import ConsoleSettings
 from campaign_orchestrator.console.store import DefinitionStore
+from campaign_orchestrator.segments.sizes import SizeCache
 
 
 def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -38,6 +39,7 @@ class Console:
     history: History
     store: DefinitionStore
     workflow: Workflow
+    sizes_cache: SizeCache = field(default_factory=SizeCache)
     _cached: tuple[tuple[tuple[str, int, int], ...], FolderCheck] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from campaign_orchestrator.console.checks import Checker
+from campaign_orchestrator.console.checks import Checker, FolderCheck
 from campaign_orchestrator.console.history import ChangeRecord, History, unified_diff
 from campaign_orchestrator.errors import CampaignError, InvalidInput
 
@@ -142,6 +142,13 @@ class DefinitionStore:
 
     def validate(self, changes: list[Change]) -> None:
         """The folder as it would be after `changes`, checked like `campaigns validate`; raise Invalid."""
+        check = self.check_changes(changes)
+        if not check.ok:
+            raise Invalid(check.problems)
+
+    def check_changes(self, changes: list[Change]) -> FolderCheck:
+        """`campaigns validate` on a copy of the folder with `changes` applied (nothing is written);
+        its problems name the real folder, so each message is the one `campaigns validate` gives there."""
         with tempfile.TemporaryDirectory(prefix="console-check-") as tmp:
             copy = Path(tmp) / self.config_dir.name
             shutil.copytree(self.config_dir, copy)
@@ -153,9 +160,8 @@ class DefinitionStore:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(change.text, encoding="utf-8")
             check = self.checker.check(copy)
-        if not check.ok:
-            # Name the real folder, so the message is the one `campaigns validate` gives there.
-            raise Invalid([p.replace(str(copy), str(self.config_dir), 1) for p in check.problems])
+        problems = [p.replace(str(copy), str(self.config_dir), 1) for p in check.problems]
+        return FolderCheck(check.definitions, problems, check.stage)
 
     def _write(self, change: Change) -> Stored:
         path = self.path(change.file)

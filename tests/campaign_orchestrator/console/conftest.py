@@ -7,6 +7,7 @@ workflow use the same parts in-process, on their own copy of the folder.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -150,3 +151,27 @@ def serve(tmp: Path, warehouse_url: str | None = None) -> Iterator[ConsoleServer
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
     yield from serve(tmp_path_factory.mktemp("console"))
+
+
+DATA_DAY = "2026-12-03"
+
+
+def import_demo(tmp: Path, customers: int = 400) -> str:
+    """A small real warehouse: the demo's CSVs for DATA_DAY imported with `campaigns import`."""
+    from campaign_devtools.demo_data import generate
+
+    generate(tmp / "in", customers=customers, as_of=dt.date.fromisoformat(DATA_DAY))
+    url = f"sqlite:///{tmp / 'warehouse.sqlite'}"
+    command = [sys.executable, "-m", "campaign_orchestrator.cli", "import", "--date", DATA_DAY, "--warehouse", url]
+    command += ["--sources", str(tmp / "in"), "--archive", str(tmp / "archive")]
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return url
+
+
+@pytest.fixture(scope="module")
+def data_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    """A console over a small warehouse holding the demo's customers, events and apps."""
+    tmp = tmp_path_factory.mktemp("data-console")
+    yield from serve(tmp, import_demo(tmp))
