@@ -30,12 +30,15 @@ def test_the_project_folders_are_mounted_and_volumes_declared(repo):
     doc = compose(repo)
     mounts = {m.split(":")[0] for m in doc["x-airflow-common"]["volumes"]}
     assert [f for f in COMPOSE_MOUNTS if f"./{f}" not in mounts] == []
-    named = {m.split(":")[0] for m in doc["x-airflow-common"]["volumes"] if not m.startswith(".")}
+    def bind(mount: str) -> bool:  # a host path: relative, absolute, or from the environment (.env)
+        return mount.startswith((".", "/", "${"))
+
+    named = {m.split(":")[0] for m in doc["x-airflow-common"]["volumes"] if not bind(m)}
     named |= {
         v.split(":")[0]
         for s in doc["services"].values()
         for v in s.get("volumes", [])
-        if isinstance(v, str) and not v.startswith(".")
+        if isinstance(v, str) and not bind(v)
     }
     assert named <= set(doc.get("volumes", {})), named - set(doc.get("volumes", {}))
 
