@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from campaign_orchestrator.console.access_log import AccessLog
+from campaign_orchestrator.access_log import AccessLog
 from campaign_orchestrator.console.approval import NotAllowed, WrongState
 from campaign_orchestrator.console.pages import render
 from campaign_orchestrator.console.routes_auth import router as auth_router
@@ -94,7 +94,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         same_site="strict",
         https_only=settings.https_only,
     )
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, logger="campaign_orchestrator.console.access")
     return app
 
 

@@ -16,11 +16,11 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from campaign_orchestrator.access_log import AccessLog
 from campaign_orchestrator.inbox.access import Gate
 from campaign_orchestrator.inbox.feed import BadFeedRequest
 from campaign_orchestrator.inbox.marketing import MarketingFiles
 from campaign_orchestrator.inbox.pinpoint_routes import router as pinpoint_router
-from campaign_orchestrator.inbox.responses import AccessLog
 from campaign_orchestrator.inbox.routes import router
 from campaign_orchestrator.inbox.service import InboxService
 from campaign_orchestrator.inbox.settings import InboxSettings
@@ -57,7 +57,7 @@ def create_app(settings: InboxSettings) -> FastAPI:
     async def _bad_request(_request: Request, exc: BadFeedRequest) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, logger="campaign_orchestrator.inbox.access")
     return app
 
 

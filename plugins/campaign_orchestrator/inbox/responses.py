@@ -1,24 +1,18 @@
-"""HTTP details every inbox response shares: cache validators and an access log without personal data.
+"""HTTP details every inbox response shares: cache validators (the access log is `access_log.AccessLog`).
 
 Responses are JSON with a strong `ETag` over the body; a request whose `If-None-Match` names it
 gets 304 and no body. `Cache-Control: private, max-age=N` (N <= 60) keeps feeds out of shared
-caches and bounds staleness. The access log names the route template (`/v1/customers/{customer_id}/feed`),
-never the path, query or headers, so no customer id, token or version lands in a log.
+caches and bounds staleness.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import time
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-access_log = logging.getLogger("campaign_orchestrator.inbox.access")
 
 
 def etag_of(body: bytes) -> str:
@@ -39,31 +33,3 @@ def json_response(request: Request, payload: Any, max_age: int, cache: bool = Tr
     if tag in {t.strip().removeprefix("W/") for t in wanted.split(",")}:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
-
-
-class AccessLog:
-    """Pure ASGI (no BaseHTTPMiddleware cost): method, route template, status, milliseconds."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "(no route)"
-            elapsed = (time.perf_counter() - started) * 1000
-            access_log.info("%s %s %d %.1fms", scope.get("method", "-"), template, status, elapsed)

@@ -1,7 +1,9 @@
-"""The console's access log: method, route template, status, milliseconds, and nothing else.
+"""The services' access log: method, route template, status, milliseconds, and nothing else.
 
-Never the path, query, form or cookie: a search term or an id in a URL could be a customer's
-data, and the session cookie is a credential. uvicorn's own access log is switched off.
+Never the path, query, headers, form or cookie: a customer id or a search term in a URL is
+personal data, and tokens, keys and session cookies are credentials. Pure ASGI middleware (no
+BaseHTTPMiddleware cost), added outermost so it sees every response, redirects and errors too;
+uvicorn's own access log is switched off by the commands that start the services.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-access_log = logging.getLogger("campaign_orchestrator.console.access")
-
 
 class AccessLog:
-    """Pure ASGI middleware, outermost, so it sees every response (redirects and errors too)."""
+    """Logs each request to the logger named `logger` (one per service)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, logger: str) -> None:
         self.app = app
+        self.log = logging.getLogger(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,4 +40,4 @@ class AccessLog:
             route = scope.get("route")
             template = getattr(route, "path", None) or "(no route)"
             elapsed = (time.perf_counter() - started) * 1000
-            access_log.info("%s %s %d %.1fms", scope.get("method", "-"), template, status, elapsed)
+            self.log.info("%s %s %d %.1fms", scope.get("method", "-"), template, status, elapsed)
