@@ -1,7 +1,7 @@
 """After the console's edits the folder still validates, and the night sends what was approved only.
 
-A real console process edits a copy of `marketing/`: winback_push is edited, submitted by an
-editor and approved by an approver; a new campaign (a copy of it under another provider id) is
+A real console process edits a copy of `marketing/`: winback_push is edited in the form, submitted
+by an editor and approved by an approver; a new campaign (a copy of it under another provider id) is
 submitted but never approved; europe_newsletter is paused. Then `campaigns validate` and
 `campaigns run` (1,500 customers, the provider simulator) run on the edited folder.
 """
@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from campaign_orchestrator.console.campaign_form import form_values
 from tests.campaign_orchestrator.console.conftest import ConsoleServer, serve
+from tests.campaign_orchestrator.console.test_campaign_form import posted
 from tests.e2e.conftest import RUN_DATE
 
 APPROVED_ID = "8d3f2c1e-winback-push"
@@ -41,9 +43,21 @@ def edit(server: ConsoleServer, campaign: str, change) -> None:
     assert submitted.status_code == 303, submitted.text[-2000:]
 
 
+def edit_in_form(server: ConsoleServer, campaign: str, changes: dict[str, str]) -> None:
+    """Edit through the campaign form (the fields a browser posts), then submit."""
+    ana = server.session("ana")
+    page = ana.get(f"/campaigns/{campaign}/form").text
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    fields = posted(form_values((server.config_dir / "campaigns" / f"{campaign}.yaml").read_text()))
+    saved = ana.post(f"/campaigns/{campaign}/form", {**fields, **changes, "version": version})
+    assert saved.status_code == 303, saved.text[-2000:]
+    submitted = ana.post(f"/campaigns/{campaign}/submit", {"version": version_of(ana, campaign, "draft")})
+    assert submitted.status_code == 303, submitted.text[-2000:]
+
+
 def test_the_night_sends_the_approved_edit_and_not_the_draft(export, sim_process, tmp_path: Path, repo: Path):
     for server in serve(tmp_path):
-        edit(server, "winback_push", lambda t: t.replace("holdout_percent: 10", "holdout_percent: 5"))
+        edit_in_form(server, "winback_push", {"holdout_percent": "5", "send_time": "11:00"})
         bo = server.session("bo")
         approved = bo.post("/campaigns/winback_push/approve", {"version": version_of(bo, "winback_push", "draft")})
         assert approved.status_code == 303, approved.text[-2000:]
@@ -62,7 +76,8 @@ def test_the_night_sends_the_approved_edit_and_not_the_draft(export, sim_process
         )
         assert paused.status_code == 303, paused.text[-2000:]
         folder = server.config_dir
-    assert "status: approved" in (folder / "campaigns" / "winback_push.yaml").read_text()
+    running = (folder / "campaigns" / "winback_push.yaml").read_text()
+    assert "status: approved" in running and "holdout_percent: 5" in running and 'send_time: "11:00"' in running
     assert (folder / "drafts" / "campaigns" / "console_copy_push.yaml").exists()
 
     env = {**os.environ, "AIRFLOW_CONN_CAMPAIGNS_PROVIDER": sim_process.connection_uri}

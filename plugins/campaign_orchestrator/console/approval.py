@@ -109,6 +109,12 @@ SCHEMA_HINT = "$schema=../schema/"  # the editors' hint in campaigns/; drafts si
 DRAFT_SCHEMA_HINT = "$schema=../../schema/"
 
 
+def as_draft(text: str) -> str:
+    """A campaign's text as the draft file holds it: status draft, no earlier workflow fields."""
+    cleared: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
+    return with_fields(text, {**cleared, "status": "draft"}).replace(SCHEMA_HINT, DRAFT_SCHEMA_HINT, 1)
+
+
 def _require(user: User, role: Role, doing: str) -> None:
     if not user.can(role):
         raise NotAllowed(f"{user.name} is {user.role}: {doing} needs the {role} role")
@@ -130,9 +136,7 @@ class Workflow:
     def save_draft(self, campaign_id: str, text: str, draft_version: str, user: User) -> Stored:
         """Create or update the draft (status draft: a pending draft edited goes back to draft)."""
         _require(user, "editor", "editing a campaign")
-        cleared: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
-        text = with_fields(text, {**cleared, "status": "draft"}).replace(SCHEMA_HINT, DRAFT_SCHEMA_HINT, 1)
-        change = Change(draft_file(campaign_id), text, draft_version)
+        change = Change(draft_file(campaign_id), as_draft(text), draft_version)
         return self.store.save([change], user.name, "edit", KIND, campaign_id)[0]
 
     def submit(self, campaign_id: str, draft_version: str, user: User) -> Stored:

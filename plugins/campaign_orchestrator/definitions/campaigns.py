@@ -209,7 +209,13 @@ class Campaign(StrictModel):
         return self.status in SENDABLE
 
     def is_active(self, run_date: dt.date) -> bool:
-        if not self.enabled or not self.approved:
+        """Whether the night of `run_date` sends this version: approved and scheduled that day."""
+        return self.approved and self.scheduled_on(run_date)
+
+    def scheduled_on(self, run_date: dt.date) -> bool:
+        """Whether this version would send on `run_date` once approved (the console's calendar
+        shows drafts where they would land): enabled, within its dates, and its schedule fires."""
+        if not self.enabled:
             return False
         if self.start_date and run_date < self.start_date:
             return False

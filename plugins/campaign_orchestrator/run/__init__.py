@@ -6,6 +6,7 @@ end-of-night rule (`finish_night`) is one function for the DAG's report task and
 """
 
 from campaign_orchestrator.run.context import Run, RunConfig, delivery_shards, sources_config
+from campaign_orchestrator.run.dry_plan import PlanBusy, dry_plan, with_candidate
 from campaign_orchestrator.run.stages import (
     deliver_stage,
     import_stage,
@@ -26,10 +27,12 @@ from campaign_orchestrator.run.status import CampaignsHeld, finish_night, held_c
 
 __all__ = [
     "CampaignsHeld",
+    "PlanBusy",
     "Run",
     "RunConfig",
     "deliver_stage",
     "delivery_shards",
+    "dry_plan",
     "finish_night",
     "held_campaigns",
     "import_stage",
@@ -47,4 +50,5 @@ __all__ = [
     "unfinished_stages",
     "validate_definitions",
     "validate_source_stage",
+    "with_candidate",
 ]
