@@ -24,6 +24,7 @@ from campaign_orchestrator.console.routes_browse import NotFound
 from campaign_orchestrator.console.routes_browse import router as browse_router
 from campaign_orchestrator.console.routes_campaigns import router as campaigns_router
 from campaign_orchestrator.console.routes_segments import router as segments_router
+from campaign_orchestrator.console.routes_templates import router as templates_router
 from campaign_orchestrator.console.security import Forbidden, NotLoggedIn, check_csrf
 from campaign_orchestrator.console.service import Console
 from campaign_orchestrator.console.settings import ConsoleSettings
@@ -83,7 +84,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     )
     app.state.console = Console.create(settings, engine)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (auth_router, campaigns_router, segments_router, browse_router):  # /campaigns/new before /{kind}/{id}
+    # /campaigns/new, /templates/{id}/edit, ... before browsing's /{kind}/{id}
+    for router in (auth_router, campaigns_router, segments_router, templates_router, browse_router):
         app.include_router(router)
     add_error_pages(app)
     app.add_middleware(

@@ -65,6 +65,10 @@ class Checker:
         """What rules may name (the contracts' attributes and event properties, lists, ...)."""
         return self._contracts()[0]
 
+    def template_variables(self) -> set[str]:
+        """The customer columns a template may name (the contracts' template variables)."""
+        return set(self._contracts()[1])
+
     def check(self, config_dir: Path) -> FolderCheck:
         from campaign_orchestrator.render.lint import lint_templates
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from campaign_orchestrator.cli import main
+from campaign_orchestrator.render.preview import PLACEHOLDER, PreviewError, as_html, preview_template
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine, ensure_schema
 from campaign_orchestrator.warehouse.tables import target_list
 from tests.builders import customer, load
@@ -157,3 +158,83 @@ def test_preview_errors_are_clear(repo, warehouse_with_customers):
     assert result.exit_code == 1 and "no campaign 'nope'; campaigns: anz_gold_weekly" in result.output
     result = preview(repo, warehouse_with_customers, "winback_push", "--customer", "C9")
     assert result.exit_code == 1 and "not in the customers table: C9" in result.output
+
+
+# ---- preview_template: one template for customers, as the night renders it, without a campaign
+
+
+@pytest.fixture(scope="module")
+def repo_definitions(repo):
+    """The repository's definitions and template variables, loaded as `campaigns preview` does."""
+    from campaign_orchestrator.definitions.loader import load_definitions
+    from campaign_orchestrator.ingest.contracts import load_contracts, template_variables, vocabulary
+    from campaign_orchestrator.ingest.sources import load_sources_config
+
+    contracts = load_contracts(repo / "data_contracts")
+    lists = frozenset(load_sources_config(repo / "data_contracts" / "sources.yaml").lists)
+    return load_definitions(repo / "marketing", vocabulary(contracts, lists)), template_variables(contracts)
+
+
+@pytest.fixture
+def engine(warehouse_with_customers):
+    found = create_warehouse_engine(warehouse_with_customers)
+    yield found
+    found.dispose()
+
+
+def test_a_template_preview_renders_each_customer_in_their_own_locale_with_fallback(engine, repo_definitions):
+    definitions, variables = repo_definitions
+    messages = preview_template(engine, definitions, variables, "feature_push", ["C4", "C1"])
+    assert [m.customer_id for m in messages] == ["C4", "C1"]  # in the order asked
+    ja, de = messages
+    assert (ja.customer_locale, ja.content_locale) == ("ja-JP", "ja")
+    assert ja.payload is not None and ja.payload["title"].startswith("新機能")
+    assert ja.payload["body"].startswith("お客様さん")  # C4 has no first name: the translation's default
+    assert (de.customer_locale, de.content_locale) == ("de-DE", "en")  # no German: the default content
+    assert de.payload is not None and de.payload["body"] == "Hi Ana, see where your parcel is, right in the app."
+    assert all(not m.of_campaign and m.variant == PLACEHOLDER and not m.on_target_list for m in messages)
+
+
+def test_a_chosen_locale_shows_that_translation_on_any_customer(engine, repo_definitions):
+    definitions, variables = repo_definitions
+    (message,) = preview_template(engine, definitions, variables, "europe_newsletter", ["C3"], locale="de")
+    assert (message.customer_locale, message.content_locale) == ("en-US", "de")
+    assert message.payload is not None and message.payload["subject"] == f"{'N' * 80}, die Auswahl der Woche"
+    assert message.payload["preheader"] == "Ausgewählt für GB"  # the customer's own values, in German
+
+
+def test_campaign_values_are_placeholders_and_render_errors_are_kept_per_customer(engine, repo_definitions):
+    definitions, variables = repo_definitions
+    ok, long_name = preview_template(engine, definitions, variables, "repeat_buyer_discount", ["C1", "C3"])
+    assert ok.payload is not None and ok.payload["data"] == {"offer": "repeat10", "variant": PLACEHOLDER}
+    assert ok.content_locale == "de" and ok.payload["title"] == "Ana, 10 % auf deine nächste Bestellung"
+    assert long_name.payload is None
+    assert long_name.error == "title: 105 characters, over the push limit of 65"
+
+
+def test_without_ids_a_template_preview_takes_a_stable_sample_of_all_customers(engine, repo_definitions):
+    definitions, variables = repo_definitions
+    first = preview_template(engine, definitions, variables, "winback_push", sample=2)
+    again = preview_template(engine, definitions, variables, "winback_push", sample=2)
+    assert len(first) == 2 and [m.customer_id for m in first] == [m.customer_id for m in again]
+    everyone = preview_template(engine, definitions, variables, "winback_push", sample=10)
+    assert sorted(m.customer_id for m in everyone) == ["C1", "C2", "C3", "C4"]  # no target list needed
+
+
+def test_unknown_templates_and_customers_are_named(engine, repo_definitions):
+    definitions, variables = repo_definitions
+    with pytest.raises(PreviewError, match=r"not in the customers table: C8, C9"):
+        preview_template(engine, definitions, variables, "winback_push", ["C1", "C9", "C8"])
+    with pytest.raises(PreviewError, match=r"no template 'nope'; templates: anz_gold_push, beta_feature"):
+        preview_template(engine, definitions, variables, "nope")
+
+
+def test_a_template_preview_page_can_load_nothing_at_all(engine, repo_definitions):
+    definitions, variables = repo_definitions
+    messages = preview_template(engine, definitions, variables, "winback_push", ["C2"])
+    page = as_html("winback_push", None, messages, remote_images=False)
+    assert "<img" not in page and "image: https://cdn.example.com/campaigns/winback.png" in page
+    assert "img-src data:;" in page and "<script" not in page
+    assert "<h1>Preview of winback_push</h1>" in page and "variant" not in page and "targeted" not in page
+    assert "Sentimos sua falta, &lt;b&gt;Bo&lt;/b&gt;" in page  # escaped, in the customer's pt-br
+    assert "<img src='https://cdn.example.com" in as_html("winback_push", DAY, messages)  # the CLI's page
