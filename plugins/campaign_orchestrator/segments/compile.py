@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.util import ClauseAdapter
 
 from campaign_orchestrator.definitions.rule_conditions import AttributeCondition, EventCondition, PropertyCondition
 from campaign_orchestrator.definitions.rule_nodes import (
@@ -38,7 +37,7 @@ from campaign_orchestrator.definitions.rule_values import (
 from campaign_orchestrator.definitions.rules import check_rule
 from campaign_orchestrator.segments.windows import Clock, LocalWindows
 from campaign_orchestrator.warehouse.event_properties import events_table
-from campaign_orchestrator.warehouse.sqlfuncs import hash_bucket
+from campaign_orchestrator.warehouse.sqlfuncs import bytewise, hash_bucket
 from campaign_orchestrator.warehouse.tables import (
     app_installs,
     customers,
@@ -264,39 +263,26 @@ def property_conditions(
 def _value_on(
     ev: sa.Table, source: Any, conds: list[ColumnElement[bool]], spec: Any, first: bool, vocab: Vocabulary, clock: Clock
 ) -> ColumnElement[bool]:
-    """The property on each customer's first/last matching event (greatest value at a tied moment),
-    compared as an attribute is: a customer without such an event never matches."""
-    moment = (sa.func.min if first else sa.func.max)(ev.c.ts).label("moment")
-    edge = (
-        sa.select(ev.c.customer_id, moment)
+    """The property on each customer's first/last matching event (greatest value at a tied moment,
+    a value before no value), compared as an attribute is: a customer without such an event never
+    matches. One pass: the matching events numbered per customer by moment, then value; row 1 is
+    the one. (A join of the events with their per-customer edge read them twice: 5 s at 1M.)"""
+    kind = vocab.event_properties[spec.name]
+    column: ColumnElement[Any] = ev.c[spec.name]
+    moment = ev.c.ts.asc() if first else ev.c.ts.desc()
+    rank = sa.func.row_number().over(
+        partition_by=bytewise(ev.c.customer_id),
+        order_by=[moment, column.is_(None).asc(), column.desc()],  # booleans: true is the greater
+    )
+    numbered = (
+        sa.select(ev.c.customer_id, column.label("value"), rank.label("rank"))
         .select_from(source)
         .where(*conds)
-        .group_by(ev.c.customer_id)
-        .subquery("edge")
-    )
-    on_edge = ev.alias("on_edge")
-    adapter = ClauseAdapter(on_edge)
-    filtered = [adapter.traverse(c) for c in conds]
-    kind = vocab.event_properties[spec.name]
-    column: ColumnElement[Any] = on_edge.c[spec.name]
-    greatest: ColumnElement[Any]
-    if kind == "bool":  # PostgreSQL has no max(boolean): the greatest of 0/1, back to a boolean
-        top = sa.func.max(sa.case((column, 1), (sa.not_(column), 0)))
-        greatest = sa.case((top == 1, sa.true()), (top == 0, sa.false()))
-    else:
-        greatest = sa.func.max(column)
-    picked = sa.select(on_edge.c.customer_id, greatest.label("value")).select_from(
-        adapter.traverse(source) if isinstance(source, sa.Join) else on_edge
-    )
-    values = (
-        picked.join(edge, sa.and_(edge.c.customer_id == on_edge.c.customer_id, edge.c.moment == on_edge.c.ts))
-        .where(*filtered)
-        .group_by(on_edge.c.customer_id)
         .subquery("value_on")
     )
     op, raw = spec.operator
-    test = _condition(values.c.value, op, raw, kind, clock.at(customers.c.timezone))
-    return sa.exists().where(values.c.customer_id == customers.c.customer_id, test)
+    test = _condition(numbered.c.value, op, raw, kind, clock.at(customers.c.timezone))
+    return sa.exists().where(numbered.c.customer_id == customers.c.customer_id, numbered.c.rank == 1, test)
 
 
 _AGGREGATE_OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
