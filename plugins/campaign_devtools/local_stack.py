@@ -45,6 +45,7 @@ COMPOSE_SERVICES = (
     "airflow-worker",
     "provider-sim",
     "inbox",
+    "console",
 )
 AIRFLOW_PROCESSES = {
     "airflow-apiserver": ["api-server"],
@@ -341,6 +342,8 @@ def run_stack_test(
         result.update(compare_with_ledger(stack.pg_url(stack.warehouse_db, "psycopg"), received, stats))
         with _stage("inbox service serves a targeted customer's message"):
             result.update(check_inbox(stack, env))
+        with _stage("console shows the night's sizes, funnels and calendar"):
+            result.update(check_console(stack, env))
         worker_log = (workdir / "logs" / "airflow-worker.log").read_text(errors="replace")
         result["celery_workloads"] = worker_log.count("Executing workload in Celery")
         problems = list(result.pop("problems"))
@@ -370,6 +373,17 @@ def check_inbox(stack: Stack, env: dict[str, str]) -> dict[str, Any]:
     command = inbox_command(port, store, stack.project / "marketing")
     stack.start("inbox", [], {**env, **keys}, command=command)
     return read_from_inbox(f"http://127.0.0.1:{port}", store, keys["CAMPAIGNS_INBOX_SECRET"])
+
+
+def check_console(stack: Stack, env: dict[str, str]) -> dict[str, Any]:
+    """Start the console on the warehouse, as docker-compose does, and read the night's figures."""
+    from campaign_devtools.stack_console import console_command, console_environment, read_from_console
+
+    port = _free_port()
+    keys, password = console_environment()
+    command = console_command(port, stack.pg_url(stack.warehouse_db, "psycopg"), stack.project)
+    stack.start("console", [], {**env, **keys}, command=command)
+    return read_from_console(f"http://127.0.0.1:{port}", password)
 
 
 def compare_with_ledger(warehouse_url: str, received: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
