@@ -36,7 +36,8 @@ ui: $(STAMP)
 	$(BIN)/campaigns-dev ui $(if $(PORT),--port $(PORT),)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+	CONSOLE_SCREENSHOTS=$${CONSOLE_SCREENSHOTS:-reports/console-screenshots} \
+		$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not airflow" $(PYTEST_ARGS)
