@@ -43,7 +43,12 @@ def free_port() -> int:
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """This process's database name part: the xdist worker (or PYTEST_XDIST_WORKER set by hand, or
+    "main"), with the xdist run's id, so two suites running at once never share or drop each
+    other's databases (each run drops its own at the end)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+    return f"{worker}_{run[:8]}" if run else worker
 
 
 def _server_database(admin_url: str, name: str, create_sql: str) -> str | None:
@@ -60,17 +65,38 @@ def _server_database(admin_url: str, name: str, create_sql: str) -> str | None:
     return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+def _drop_database(admin_url: str, name: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if admin.dialect.name == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    except sa.exc.OperationalError:
+        pass  # a server gone meanwhile keeps the database; the next run of this name drops it
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> str | None:
-    url = _server_database(PG_URL, f"co_test_{_worker()}", "CREATE DATABASE {name}")
+def postgres_url() -> Iterator[str | None]:
+    name = f"co_test_{_worker()}"
+    url = _server_database(PG_URL, name, "CREATE DATABASE {name}")
     if url is None and REQUIRE_POSTGRES:
         pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1) but unreachable at {PG_URL}")
-    return url
+    yield url
+    if url is not None and os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+        _drop_database(PG_URL, name)
 
 
 @pytest.fixture(scope="session")
-def mariadb_url() -> str | None:
-    return _server_database(MARIADB_URL, f"co_test_{_worker()}", "CREATE DATABASE {name} CHARACTER SET utf8mb4")
+def mariadb_url() -> Iterator[str | None]:
+    name = f"co_test_{_worker()}"
+    url = _server_database(MARIADB_URL, name, "CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    yield url
+    if url is not None and os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+        _drop_database(MARIADB_URL, name)
 
 
 def _engines(request: pytest.FixtureRequest) -> str:
