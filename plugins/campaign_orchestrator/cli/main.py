@@ -8,6 +8,7 @@ import sys
 import click
 
 from campaign_orchestrator.cli.console import console
+from campaign_orchestrator.cli.db import db
 from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.measure import measure
@@ -59,5 +60,6 @@ for _command in (
     console,
     import_pinpoint,
     report,
+    db,
 ):
     main.add_command(_command)

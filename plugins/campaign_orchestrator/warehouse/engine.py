@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import URL, make_url
 
 from campaign_orchestrator.errors import CampaignError, InvalidInput
+from campaign_orchestrator.warehouse import migrate
 from campaign_orchestrator.warehouse.tables import metadata
-from campaign_orchestrator.warehouse.views import create_view, drop_view
+from campaign_orchestrator.warehouse.views import drop_view
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///warehouse.sqlite"
 
@@ -98,53 +101,29 @@ def create_warehouse_engine(url: str | URL | None = None, pool_size: int | None 
 
 
 def ensure_schema(engine: Engine) -> None:
+    """The warehouse at the schema revision the code needs (`migrate`): an empty one is created at
+    head; one behind head, or made before schema revisions, stops the caller naming
+    `campaigns db upgrade`."""
+    with reachable(engine):
+        migrate.ensure(engine)
 
+
+@contextmanager
+def reachable(engine: Engine) -> Iterator[None]:
+    """A warehouse that cannot be reached is one line naming it, not a driver's traceback."""
     try:
-        metadata.create_all(engine, checkfirst=True)
+        yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
         raise WarehouseUnavailable(f"cannot reach the warehouse {redacted(engine.url)}: {reason}") from None
-    _add_new_columns(engine)
-    _add_new_indexes(engine)
-    create_view(engine)
-
-
-# Nullable columns added after a table first shipped: created on a warehouse that predates them
-# (until schema migrations exist, issue 19).
-ADDED_COLUMNS = {"import_log": ("warnings",), "holdout_list": ("control_group", "send_at")}
-
-
-def _add_new_columns(engine: Engine) -> None:
-    inspector = sa.inspect(engine)
-    prep = engine.dialect.identifier_preparer
-    for table_name, names in ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspector.get_columns(table_name)}
-        table = metadata.tables[table_name]
-        for name in names:
-            if name not in present:
-                ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=engine.dialect)
-                with engine.begin() as conn:
-                    conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {ddl}")
-
-
-# Indexes added after their table first shipped: built once on a warehouse that predates them.
-ADDED_INDEXES = {"events": ("ix_events_name_ts",)}
-
-
-def _add_new_indexes(engine: Engine) -> None:
-    inspector = sa.inspect(engine)
-    for table_name, names in ADDED_INDEXES.items():
-        present = {i["name"] for i in inspector.get_indexes(table_name)}
-        for index in metadata.tables[table_name].indexes:
-            if index.name in names and index.name not in present:
-                with engine.begin() as conn:
-                    index.create(conn, checkfirst=True)
 
 
 def drop_schema(engine: Engine) -> None:
 
     drop_view(engine)
     metadata.drop_all(engine, checkfirst=True)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {migrate.VERSION_TABLE}")
 
 
 def dialect_name(bind: Engine | Connection) -> str:

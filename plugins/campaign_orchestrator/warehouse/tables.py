@@ -362,6 +362,8 @@ delivery_batches = Table(
     Column("sent_at", DateTime),
     Index("ix_batches_claimable", "run_date", "state", "shard_key"),
     Index("ix_batches_claim", "claim_id"),
+    # The provider's export names its request by dispatch id: measurement looks batches up by it.
+    Index("ix_batches_dispatch", "dispatch_id"),
     CheckConstraint(sa.column("state").in_(BATCH_STATES), name="ck_batches_state"),
 )
 

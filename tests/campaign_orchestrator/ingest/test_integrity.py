@@ -296,15 +296,6 @@ def test_an_event_id_must_be_text(tmp_path):
         Contract.load(tmp_path / "events.json")
 
 
-def test_a_warehouse_from_before_gets_the_new_import_log_column(warehouse):
-    from campaign_orchestrator.warehouse.engine import ensure_schema
-
-    with warehouse.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE import_log DROP COLUMN warnings")
-    ensure_schema(warehouse)
-    assert "warnings" in {c["name"] for c in sa.inspect(warehouse).get_columns("import_log")}
-
-
 def test_new_customers_rows_are_kept_when_tonights_customers_come_from_a_query(warehouse, tmp_path, shipped):
     from campaign_orchestrator.ingest.integrity import known_customers
     from campaign_orchestrator.ingest.sources import SourceSpec
