@@ -72,7 +72,7 @@ def head() -> str:
 
 def command_url(url: URL) -> str:
     """The URL as an operator types it after --warehouse: without the password."""
-    return url.set(password=None).render_as_string(hide_password=False)
+    return url._replace(password=None).render_as_string(hide_password=False)  # URL.set cannot unset
 
 
 @dataclass(frozen=True)
