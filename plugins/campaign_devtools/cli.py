@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from campaign_devtools.db_revision import db_revision
 from campaign_orchestrator.cli.main import setup_logging
 from campaign_orchestrator.cli.night import print_run_summary
 from campaign_orchestrator.cli.options import parse_date
@@ -221,3 +222,6 @@ def ui(port: int, workdir: Path) -> None:
 
     project = Path.cwd().resolve()
     serve_ui(project / ".airflow", demo_env(project, workdir.resolve()), port)
+
+
+main.add_command(db_revision)

@@ -46,6 +46,7 @@ COMPOSE_SERVICES = (
     "provider-sim",
     "inbox",
     "console",
+    "warehouse-migrate",
 )
 AIRFLOW_PROCESSES = {
     "airflow-apiserver": ["api-server"],
@@ -289,6 +290,15 @@ def run_stack_test(
                     env=env,
                     check=True,
                     stdout=(workdir / "logs" / "db-migrate.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    timeout=300,
+                )
+            with _stage("campaigns db upgrade (compose's warehouse-migrate)"):
+                subprocess.run(
+                    [sys.executable, "-m", "campaign_orchestrator.cli", "db", "upgrade"],
+                    env={**env, "CAMPAIGNS_WAREHOUSE_URL": stack.pg_url(stack.warehouse_db, "psycopg")},
+                    check=True,
+                    stdout=(workdir / "logs" / "warehouse-migrate.log").open("wb"),
                     stderr=subprocess.STDOUT,
                     timeout=300,
                 )
