@@ -14,6 +14,7 @@ from campaign_orchestrator.cli.marketing import estimate, plan, preview, validat
 from campaign_orchestrator.cli.measure import measure
 from campaign_orchestrator.cli.night import deliver, import_command, notices, run, schema
 from campaign_orchestrator.cli.pinpoint import import_pinpoint
+from campaign_orchestrator.cli.purge import purge
 from campaign_orchestrator.cli.report import report
 from campaign_orchestrator.errors import CampaignError
 
@@ -61,5 +62,6 @@ for _command in (
     import_pinpoint,
     report,
     db,
+    purge,
 ):
     main.add_command(_command)

@@ -151,6 +151,12 @@ class _Loader:
             self.check_campaign(camp, segments, templates, key)
             if settings_ok:  # else its destination is judged once settings.yaml reads right: one error, not twelve
                 self.check_destination(camp, settings, key)
+                if camp.caps.total is not None and settings.retention.outbox_days is not None:
+                    message = (
+                        "caps.total: counts this campaign's sends ever, but settings.yaml's retention.outbox_days"
+                        f" ({settings.retention.outbox_days}) forgets older ones: remove one of the two"
+                    )
+                    self.problems.append(self.where_in(key, message, "caps"))
             if camp.conversion is not None:
                 for problem in camp.conversion.problems(vocab, "conversion"):
                     self.problems.append(self.where_in(key, problem, "conversion"))

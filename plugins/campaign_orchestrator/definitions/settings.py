@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from campaign_orchestrator.definitions.base import StrictModel
 from campaign_orchestrator.definitions.campaigns import Channel, QuietHours, check_zone
 from campaign_orchestrator.definitions.conversions import MeasurementSettings
+from campaign_orchestrator.definitions.retention import Retention
 from campaign_orchestrator.definitions.templates import DEFAULT_LIMITS, LOCALE_PATTERN
 
 
@@ -85,6 +86,9 @@ class Settings(StrictModel):
     delivery: DeliverySettings = DeliverySettings()
     destinations: dict[str, Destination] = Field(default_factory=dict)
     measurement: MeasurementSettings = MeasurementSettings()
+    retention: Retention = Field(
+        default_factory=Retention, description="days each store keeps what it holds; a store not set keeps it for ever"
+    )
 
     @field_validator("limits")
     @classmethod
@@ -103,3 +107,13 @@ class Settings(StrictModel):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
+
+    @model_validator(mode="after")
+    def _engagement_outlives_measurement(self) -> Settings:
+        kept, lookback = self.retention.engagement_days, self.measurement.lookback_days
+        if kept is not None and kept <= lookback:
+            raise ValueError(
+                f"retention.engagement_days ({kept}) must be more than measurement.lookback_days ({lookback}):"
+                " the nights re-measured every night need their engagement"
+            )
+        return self
