@@ -209,13 +209,18 @@ def nightly_campaigns() -> None:
             _fail_fast(exc)
         return str(path)
 
+    @task(trigger_rule="all_done")  # retention does not wait for a good night
+    def purge(**context: Any) -> dict[str, Any]:
+        """Apply settings.retention: remove or empty what each store holds longer than it should."""
+        return _engine(lambda: _night().purge_stage(_run(context)))
+
     shards = plan_delivery_shards()
     validated = validate_definitions()
     rendered = validated >> ingest() >> compute_segments() >> build_target_lists() >> render_messages()
     notices = publish_notices()  # an outage notice must not wait for tonight's data
     validated >> notices
     rendered >> shards
-    [deliver.expand(shard=shards), notices] >> measure() >> write_report()
+    [deliver.expand(shard=shards), notices] >> measure() >> write_report() >> purge()
 
 
 nightly_campaigns()

@@ -53,6 +53,7 @@ def test_the_stages_run_in_order(dagbag):
         "deliver",
         "measure",
         "write_report",
+        "purge",
     ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)

@@ -7,6 +7,7 @@ end-of-night rule (`finish_night`) is one function for the DAG's report task and
 
 from campaign_orchestrator.run.context import Run, RunConfig, delivery_shards, sources_config
 from campaign_orchestrator.run.dry_plan import PlanBusy, dry_plan, with_candidate
+from campaign_orchestrator.run.purge import purge_stage
 from campaign_orchestrator.run.stages import (
     deliver_stage,
     import_stage,
@@ -40,6 +41,7 @@ __all__ = [
     "notices_stage",
     "plan_stage",
     "publish_stage",
+    "purge_stage",
     "render_stage",
     "report_stage",
     "run_all",
