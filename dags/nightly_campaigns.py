@@ -10,6 +10,9 @@ then one task publishes them all in a single transaction) → segments → targe
 
 Every task calls the `campaign_orchestrator` engine, the same functions as `campaigns run`.
 Re-running a date, or clearing any task, never sends a message twice: the outbox is the ledger.
+A run whose delivery comes more than `settings.delivery.max_lateness` after its date ended
+(midnight UTC), such as a backfill, the catch-up run an unpause starts after midnight or a replay
+of a past date, is stale: it computes and reports, sends nothing, and stays green; the report says why.
 A broken data contract fails its `ingest.validate_source` task without retries; nothing is
 published and nothing downstream runs.
 

@@ -193,6 +193,53 @@ CREATE TABLE engagement_events (
 
 CREATE INDEX ix_engagement_campaign_event_at ON engagement_events (campaign_id, event, at);
 
+CREATE TABLE erasure_forwarded (
+	request_id VARCHAR(36) NOT NULL, 
+	destination VARCHAR(128) NOT NULL, 
+	part INTEGER NOT NULL, 
+	ids INTEGER NOT NULL, 
+	attempts INTEGER NOT NULL, 
+	accepted_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	PRIMARY KEY (request_id, destination, part)
+);
+
+
+CREATE TABLE erasure_requests (
+	request_id VARCHAR(36) NOT NULL, 
+	requested_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	requested_by VARCHAR(16) NOT NULL, 
+	customers INTEGER NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	rows_done_at TIMESTAMP WITHOUT TIME ZONE, 
+	files_done_at TIMESTAMP WITHOUT TIME ZONE, 
+	forwarded_at TIMESTAMP WITHOUT TIME ZONE, 
+	finished_at TIMESTAMP WITHOUT TIME ZONE, 
+	stores TEXT, 
+	destinations TEXT, 
+	waiting_for TEXT, 
+	PRIMARY KEY (request_id)
+);
+
+
+CREATE TABLE erasure_subjects (
+	request_id VARCHAR(36) NOT NULL, 
+	customer_id VARCHAR(64) NOT NULL, 
+	email VARCHAR(254), 
+	first_name VARCHAR(100), 
+	token VARCHAR(40) NOT NULL, 
+	PRIMARY KEY (request_id, customer_id)
+);
+
+
+CREATE TABLE erasure_tombstones (
+	digest VARCHAR(64) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	request_id VARCHAR(36) NOT NULL, 
+	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+	PRIMARY KEY (digest)
+);
+
+
 CREATE TABLE events (
 	customer_id VARCHAR(64) NOT NULL, 
 	name VARCHAR(128) NOT NULL, 

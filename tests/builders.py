@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -218,3 +219,26 @@ def messages_in_state(conn: Any, state: str, *where: Any) -> list[Any]:
     ledger = message_ledger(*where)
     columns = (ledger.c.customer_id, ledger.c.campaign_id, ledger.c.destination, ledger.c.last_error)
     return list(conn.execute(sa.select(*columns).where(ledger.c.state == state)).all())
+
+
+def set_max_lateness(folder: Path, max_lateness: str | None = None) -> Path:
+    """Set `delivery.max_lateness` in the marketing folder's settings.yaml (None: no limit), its
+    comments kept. Tests that run a night of a fixed past date (2026-11-22) with today's clock use
+    it: under the shipped setting such a night is stale and sends nothing (run/test_stale.py tests
+    that), which is not what they test."""
+    import re
+
+    settings = folder / "settings.yaml"
+    value = "null" if max_lateness is None else max_lateness
+    text, n = re.subn(r"^(\s+max_lateness:) *\S+", rf"\g<1> {value}", settings.read_text(), count=1, flags=re.M)
+    assert n == 1, f"{settings} has no delivery.max_lateness line"
+    settings.write_text(text)
+    return folder
+
+
+def marketing_copy(repo: Path, target: Path, max_lateness: str | None = None) -> Path:
+    """The repository's marketing folder copied to `target`, with `delivery.max_lateness` set."""
+    import shutil
+
+    shutil.copytree(repo / "marketing", target)
+    return set_max_lateness(target, max_lateness)

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from campaign_devtools.provider_sim import make_server
+from campaign_devtools.provider_sim import Idempotency, make_server
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine, drop_schema, ensure_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,15 +140,26 @@ def repo() -> Path:
     return ROOT
 
 
-@pytest.fixture
-def simulator() -> Iterator[tuple[str, str]]:
-    """A provider simulator serving real HTTP on a loopback port; yields (base URL, API key)."""
-    server = make_server("127.0.0.1", 0, api_key="test-key")
+def _simulator(idempotency: Idempotency) -> Iterator[tuple[str, str]]:
+    server = make_server("127.0.0.1", 0, api_key="test-key", idempotency=idempotency)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", "test-key"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[str, str]]:
+    """A provider simulator serving real HTTP on a loopback port that honours Idempotency-Key, as the
+    builders' `braze` destination (honours_idempotency_key: true) expects; yields (base URL, API key)."""
+    yield from _simulator("honour")
+
+
+@pytest.fixture
+def braze_simulator() -> Iterator[tuple[str, str]]:
+    """The same, playing Braze: it ignores Idempotency-Key, so a repeated request is a second delivery."""
+    yield from _simulator("ignore")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

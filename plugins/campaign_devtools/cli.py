@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from campaign_orchestrator.cli.main import setup_logging
 from campaign_orchestrator.cli.night import print_run_summary
 from campaign_orchestrator.cli.options import parse_date
 from campaign_orchestrator.clock import today
+
+if TYPE_CHECKING:
+    from campaign_devtools.provider_sim import Idempotency
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +66,16 @@ def demo_data(customers: int, out_dir: Path, seed: int, as_of: dt.date | None, b
     default="{}",
     help='Injected faults as JSON, e.g. \'{"error_rate": 0.2, "rate_limit": 100, "rate_window_s": 1}\'.',
 )
-def provider_sim(host: str, port: int, api_key: str, port_file: str | None, faults_json: str) -> None:
+@click.option(
+    "--idempotency",
+    type=click.Choice(["honour", "ignore"]),
+    default="ignore",
+    show_default=True,
+    help="ignore: a repeated Idempotency-Key is a second delivery, as Braze; honour: it gets the first answer.",
+)
+def provider_sim(
+    host: str, port: int, api_key: str, port_file: str | None, faults_json: str, idempotency: Idempotency
+) -> None:
     """Run the Braze-compatible provider simulator until interrupted."""
     from campaign_devtools.provider_sim import Faults, serve
 
@@ -70,7 +83,7 @@ def provider_sim(host: str, port: int, api_key: str, port_file: str | None, faul
         faults = Faults.from_doc(json.loads(faults_json))
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    serve(host, port, api_key, port_file, faults)
+    serve(host, port, api_key, port_file, faults, idempotency)
 
 
 @main.command()
@@ -200,7 +213,7 @@ def stack_test(workdir: Path, customers: int, run_date: dt.date | None) -> None:
     sim = result["simulator"]
     nights = "; ".join(
         f"{night}: {c['simulator']} at the simulator, {c['ledger_sent']} sent in the ledger, "
-        f"{c['duplicates']} duplicates"
+        f"{c['duplicates']} duplicates" + (f", {c['stale']} stale: the night ran after its date" if c["stale"] else "")
         for night, c in result["nights"].items()
     )
     click.echo(

@@ -2,11 +2,19 @@
 
 It validates requests the way Braze does (bearer API key, campaign_id, 1 to 50 recipients each
 with an external_user_id, a schedule time on schedule requests), answers with a dispatch id,
-sends `X-RateLimit-*` headers, honours `Idempotency-Key` (a replayed key gets the first answer
-and stores nothing), and keeps every accepted recipient so tests can ask what arrived.
+sends `X-RateLimit-*` headers, and keeps every accepted recipient so tests can ask what arrived.
+It plays either kind of provider (`idempotency`, `--idempotency`): `ignore` (the default) is Braze,
+which documents no `Idempotency-Key`: a repeated key is a second delivery, its recipients recorded
+again (counted in `repeated_keys`); `honour` answers a replayed key with the first answer and
+stores nothing (`idempotent_replays`), as a destination with `honours_idempotency_key: true`.
+
+`POST /users/delete` (`{"external_ids": [...]}`, 1 to 50) deletes users as Braze does: whatever
+the key, an id already deleted is a no-op. Every request goes through the same faults; per id it
+counts the requests that named it and the successful deletions (a 2xx answer naming it: an
+accept-then-504 deleted it but did not succeed for the client), for `GET /_sim/deletions`.
 
 Control endpoints (no API key, loopback use only): `GET /_sim/stats`, `GET /_sim/recipients`,
-`POST /_sim/reset`, `POST /_sim/faults` and `GET /healthz`.
+`GET /_sim/deletions`, `POST /_sim/reset`, `POST /_sim/faults` and `GET /healthz`.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 MAX_RECIPIENTS = 50
 SEND_PATH = "/campaigns/trigger/send"
 SCHEDULE_PATH = "/campaigns/trigger/schedule/create"
+DELETE_PATH = "/users/delete"
+Idempotency = Literal["honour", "ignore"]
 
 
 @dataclass
@@ -80,7 +90,11 @@ class SimStore:
     idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     requests: int = 0
     replays: int = 0
+    idempotency: Idempotency = "ignore"
+    repeated: int = 0  # requests under a key already seen, delivered again (idempotency "ignore")
     rejected: int = 0
+    deletions: list[dict[str, Any]] = field(default_factory=list)  # per request: key, ids, status
+    deleted: set[str] = field(default_factory=set)
     injected: Counter[str] = field(default_factory=Counter)
     faults: Faults = field(default_factory=Faults)
     tokens: float = -1.0  # the rate limit's bucket; -1: full
@@ -104,7 +118,9 @@ class SimStore:
             self.received.clear()
             self.per_recipient.clear()
             self.idempotent.clear()
-            self.requests = self.replays = self.rejected = 0
+            self.deletions.clear()
+            self.deleted.clear()
+            self.requests = self.replays = self.rejected = self.repeated = 0
             self.injected.clear()
             self.set_faults(Faults())
 
@@ -119,7 +135,9 @@ class SimStore:
             scheduled = sum(1 for r in self.received if r["schedule_time"])
             return {
                 "requests": self.requests,
+                "idempotency": self.idempotency,
                 "idempotent_replays": self.replays,
+                "repeated_keys": self.repeated,
                 "rejected": self.rejected,
                 "injected": dict(self.injected),
                 "recipients": len(self.received),
@@ -197,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"status": "ok"})
         elif url.path == "/_sim/stats":
             self._reply(200, store.stats())
+        elif url.path == "/_sim/deletions":
+            with store.lock:
+                self._reply(200, _deletion_stats(store))
         elif url.path == "/_sim/recipients":
             campaign = parse_qs(url.query).get("campaign_id", [None])[0]
             with store.lock:
@@ -223,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
                 store.set_faults(faults)
             self._reply(200, {"message": "faults set"})
             return
-        if path not in (SEND_PATH, SCHEDULE_PATH):
+        if path not in (SEND_PATH, SCHEDULE_PATH, DELETE_PATH):
             self._reply(404, {"message": "not found"})
             return
         self._trigger(path, body)
@@ -296,7 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
         if store.faults.fail_next > 0:
             store.faults.fail_next -= 1
             return store.faults.status, {"message": "injected failure"}, headers
-        if key and key in store.idempotent:
+        if path == DELETE_PATH:
+            return _delete_users(store, body, key, accept_then_504, headers)
+        if key and key in store.idempotent and store.idempotency == "honour":
             store.replays += 1
             status, doc = store.idempotent[key]
             return status, doc, headers
@@ -323,11 +346,48 @@ class _Handler(BaseHTTPRequestHandler):
             )
             store.per_recipient[(body["campaign_id"], recipient["external_user_id"])] += 1
         if key:
+            if key in store.idempotent:  # "ignore": delivered again, as Braze would
+                store.repeated += 1
             store.idempotent[key] = (201, doc)
         if accept_then_504:
             store.injected["accept_then_504"] += 1
             return 504, {"message": "gateway timeout"}, headers
         return 201, doc, headers
+
+
+def _delete_users(
+    store: SimStore, body: Any, key: str | None, accept_then_504: bool, headers: dict[str, str]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Braze's /users/delete: ids already deleted are no-ops; the lost answer of accept-then-504 is
+    recorded as such, so a successful deletion is one the client was told of."""
+    ids = body.get("external_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_RECIPIENTS or not all(isinstance(i, str) for i in ids):
+        store.rejected += 1
+        problem = f"external_ids must be 1 to {MAX_RECIPIENTS} ids"
+        return 400, {"message": problem, "errors": [problem]}, headers
+    new = [i for i in dict.fromkeys(ids) if i not in store.deleted]
+    store.deleted.update(new)
+    status = 504 if accept_then_504 else 201
+    store.deletions.append({"key": key, "ids": list(ids), "status": status})
+    if accept_then_504:
+        store.injected["accept_then_504"] += 1
+        return 504, {"message": "gateway timeout"}, headers
+    return 201, {"deleted": len(new), "message": "success"}, headers
+
+
+def _deletion_stats(store: SimStore) -> dict[str, Any]:
+    named: Counter[str] = Counter()
+    succeeded: Counter[str] = Counter()
+    for request in store.deletions:
+        named.update(request["ids"])
+        if 200 <= request["status"] < 300:
+            succeeded.update(request["ids"])
+    return {
+        "requests": [{"key": r["key"], "ids": len(r["ids"]), "status": r["status"]} for r in store.deletions],
+        "deleted": sorted(store.deleted),
+        "named": dict(named),
+        "succeeded": dict(succeeded),
+    }
 
 
 class _SimServer(ThreadingHTTPServer):
@@ -343,15 +403,28 @@ class _SimServer(ThreadingHTTPServer):
 
 
 def make_server(
-    host: str = "127.0.0.1", port: int = 0, api_key: str = "sim-api-key", faults: Faults | None = None
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str = "sim-api-key",
+    faults: Faults | None = None,
+    idempotency: Idempotency = "ignore",
 ) -> _SimServer:
+    if idempotency not in ("honour", "ignore"):
+        raise ValueError(f"idempotency is honour or ignore, not {idempotency!r}")
     server = _SimServer((host, port), _Handler)
-    server.store = SimStore(api_key=api_key, faults=faults or Faults())
+    server.store = SimStore(api_key=api_key, faults=faults or Faults(), idempotency=idempotency)
     return server
 
 
-def serve(host: str, port: int, api_key: str, port_file: str | None = None, faults: Faults | None = None) -> None:
-    server = make_server(host, port, api_key, faults)
+def serve(
+    host: str,
+    port: int,
+    api_key: str,
+    port_file: str | None = None,
+    faults: Faults | None = None,
+    idempotency: Idempotency = "ignore",
+) -> None:
+    server = make_server(host, port, api_key, faults, idempotency)
     bound = server.server_address[1]
     if port_file:
         with open(port_file, "w", encoding="utf-8") as fh:

@@ -76,3 +76,30 @@ def test_fault_settings_are_checked_when_given():
         with pytest.raises(ValueError):
             Faults.from_doc(bad)
     assert Faults.from_doc({"error_rate": 0.2, "storm_s": 1}).error_rate == 0.2
+
+
+def test_playing_braze_a_repeated_idempotency_key_is_a_second_delivery(braze_simulator):
+    body = {"campaign_id": "c", "recipients": recipients(3)}
+    first = post(braze_simulator, SEND, body, idem="k1")
+    again = post(braze_simulator, SEND, body, idem="k1")
+    assert first.status_code == again.status_code == 201
+    assert again.json()["dispatch_id"] != first.json()["dispatch_id"]
+    stats = requests.get(braze_simulator[0] + "/_sim/stats", timeout=5).json()
+    assert stats["idempotency"] == "ignore" and stats["repeated_keys"] == 1 and stats["idempotent_replays"] == 0
+    assert stats["recipients"] == 6 and stats["duplicates"] == 3  # each recipient recorded twice
+
+
+def test_the_simulator_plays_one_of_two_kinds_of_provider():
+    import pytest
+    from click.testing import CliRunner
+
+    from campaign_devtools.cli import main
+    from campaign_devtools.provider_sim import make_server
+
+    with pytest.raises(ValueError, match="honour or ignore"):
+        make_server(idempotency="sometimes")  # type: ignore[arg-type]
+    result = CliRunner().invoke(main, ["provider-sim", "--api-key", "k", "--idempotency", "sometimes"])
+    assert result.exit_code == 2 and "honour" in result.output
+    server = make_server()
+    assert server.store.idempotency == "ignore"  # by default it is Braze
+    server.server_close()

@@ -14,7 +14,8 @@ import pytest
 ENGINE = Path(__file__).resolve().parents[2] / "plugins" / "campaign_orchestrator"
 # The night's order. Shared concepts first: everything later may import them.
 ORDER = ["warehouse", "definitions", "outbox", "ingest", "segments", "targeting", "render", "delivery", "reporting"]
-ANY_STAGE = {"run", "cli", "inbox", "console"}  # they wire the stages together; inbox and console are services
+# They wire the stages together; inbox and console are services; erasure reaches every stage's tables.
+ANY_STAGE = {"run", "cli", "inbox", "console", "erasure"}
 LEAVES = {"errors", "clock", "connections", "outbox.states", "outbox.ids"}  # import nothing of the engine's
 
 

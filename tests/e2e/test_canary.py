@@ -24,6 +24,7 @@ import requests
 
 from campaign_devtools.demo import DemoError, airflow_env, dags_test, ensure_airflow_db
 from campaign_devtools.demo_data import generate
+from tests.builders import marketing_copy
 from tests.campaign_orchestrator.inbox.conftest import SERVER_KEY, Inbox, event, start_inbox
 from tests.e2e.conftest import RUN_DATE, SimProcess
 
@@ -83,6 +84,7 @@ def test_no_canary_leaves_the_data_for_logs_reports_errors_or_metrics(
     home, reports, warehouse = tmp_path / "airflow_home", tmp_path / "reports", f"sqlite:///{tmp_path / 'wh.sqlite'}"
     env = airflow_env(repo, home)
     env.update(
+        CAMPAIGNS_CONFIG_DIR=str(marketing_copy(repo, tmp_path / "marketing")),  # no lateness limit: RUN_DATE is past
         CAMPAIGNS_WAREHOUSE_URL=warehouse,
         CAMPAIGNS_SOURCES_DIR=str(export),
         CAMPAIGNS_REPORTS_DIR=str(reports),

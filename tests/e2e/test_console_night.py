@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from campaign_orchestrator.console.campaign_form import form_values
+from tests.builders import marketing_copy
 from tests.campaign_orchestrator.console.conftest import ConsoleServer, serve
 from tests.campaign_orchestrator.console.test_campaign_form import posted
 from tests.e2e.conftest import RUN_DATE
@@ -56,6 +57,7 @@ def edit_in_form(server: ConsoleServer, campaign: str, changes: dict[str, str]) 
 
 
 def test_the_night_sends_the_approved_edit_and_not_the_draft(export, sim_process, tmp_path: Path, repo: Path):
+    marketing_copy(repo, tmp_path / "marketing")  # the console's folder, no lateness limit: RUN_DATE is past
     for server in serve(tmp_path):
         edit_in_form(server, "winback_push", {"holdout_percent": "5", "send_time": "11:00"})
         bo = server.session("bo")

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from campaign_devtools.demo_data import generate
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine
 from campaign_orchestrator.warehouse.tables import engagement_events, inapp_messages
+from tests.builders import marketing_copy
 from tests.campaign_orchestrator.inbox.conftest import SERVER_KEY, start_inbox
 from tests.e2e.conftest import SimProcess
 
@@ -34,6 +35,8 @@ def night(repo: Path, tmp_path_factory: pytest.TempPathFactory, sim_process: Sim
     url = f"sqlite:///{tmp / 'wh.sqlite'}"
     command = [sys.executable, "-m", "campaign_orchestrator.cli", "run", "--date", NIGHT.isoformat()]
     command += ["--warehouse", url, "--sources", str(tmp / "export"), "--reports", str(tmp / "reports")]
+    # Yesterday's night run today: stale under the shipped max_lateness (0h), so no limit here.
+    command += ["--config", str(marketing_copy(repo, tmp / "marketing"))]
     env = {**os.environ, "AIRFLOW_CONN_CAMPAIGNS_PROVIDER": sim_process.connection_uri}
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -18,7 +18,7 @@ from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.run.stages import run_all
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine
 from campaign_orchestrator.warehouse.tables import outbox
-from tests.builders import messages_in_state
+from tests.builders import marketing_copy, messages_in_state
 from tests.e2e.conftest import RUN_DATE, not_allowed
 
 
@@ -41,6 +41,7 @@ def check_deliveries(repo, export, sim, warehouse_url) -> None:
 
 def test_cli_run_twice_on_sqlite_delivers_once_and_says_so(repo, export, sim_process, tmp_path):
     url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    marketing = marketing_copy(repo, tmp_path / "marketing")  # no lateness limit: RUN_DATE is past
     env = {**os.environ, "AIRFLOW_CONN_CAMPAIGNS_PROVIDER": sim_process.connection_uri}
     cmd = [
         sys.executable,
@@ -55,6 +56,8 @@ def test_cli_run_twice_on_sqlite_delivers_once_and_says_so(repo, export, sim_pro
         str(export),
         "--reports",
         str(tmp_path / "reports"),
+        "--config",
+        str(marketing),
     ]
     first = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -79,12 +82,13 @@ def test_run_twice_on_postgres(repo, export, sim_process, tmp_path, postgres_url
     drop_schema(engine)
     engine.dispose()
     monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGNS_PROVIDER", sim_process.connection_uri)
+    marketing = marketing_copy(repo, tmp_path / "marketing")  # no lateness limit: RUN_DATE is past
     for _ in range(2):
         run_all(
             RunConfig(
                 run_date=RUN_DATE,
                 warehouse_url=postgres_url,
-                config_dir=repo / "marketing",
+                config_dir=marketing,
                 contracts_dir=repo / "data_contracts",
                 sources_dir=export,
                 reports_dir=tmp_path / "r",
@@ -105,12 +109,13 @@ def test_a_broken_customers_file_sends_nothing_and_keeps_last_nights_tables(
 
     monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGNS_PROVIDER", sim_process.connection_uri)
     url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    marketing = marketing_copy(repo, tmp_path / "marketing")  # no lateness limit: RUN_DATE is past
 
     def config(night, sources):
         return RunConfig(
             run_date=night,
             warehouse_url=url,
-            config_dir=repo / "marketing",
+            config_dir=marketing,
             contracts_dir=repo / "data_contracts",
             sources_dir=sources,
             reports_dir=tmp_path / "reports",

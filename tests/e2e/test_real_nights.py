@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from campaign_orchestrator.outbox.ledger import message_ledger
 from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.run.stages import run_all
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine, drop_schema
+from tests.builders import marketing_copy
 from tests.e2e.conftest import RUN_DATE
 
 # Two pairs of push campaigns trade priorities and one holdout is dropped: the re-run picks other
@@ -59,8 +59,7 @@ def test_a_date_rerun_after_campaigns_changed_keeps_what_was_sent_and_holds_ever
     monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGNS_PROVIDER", sim_process.connection_uri)
     engine = create_warehouse_engine(warehouse_url)
     drop_schema(engine)
-    marketing = tmp_path / "marketing"
-    shutil.copytree(repo / "marketing", marketing)
+    marketing = marketing_copy(repo, tmp_path / "marketing")  # no lateness limit: RUN_DATE is past
 
     def night(run_id: str) -> dict:
         config = RunConfig(

@@ -9,6 +9,7 @@ import click
 
 from campaign_orchestrator.cli.console import console
 from campaign_orchestrator.cli.db import db
+from campaign_orchestrator.cli.erase import erase
 from campaign_orchestrator.cli.inbox import inbox
 from campaign_orchestrator.cli.marketing import estimate, plan, preview, validate
 from campaign_orchestrator.cli.measure import measure
@@ -62,6 +63,7 @@ for _command in (
     import_pinpoint,
     report,
     db,
+    erase,
     purge,
 ):
     main.add_command(_command)

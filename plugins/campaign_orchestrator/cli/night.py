@@ -25,7 +25,7 @@ from campaign_orchestrator.definitions.loader import DefinitionError
 from campaign_orchestrator.delivery.dispatcher import DestinationConfigError
 from campaign_orchestrator.delivery.report import DeliveryIncomplete, cause_lines
 from campaign_orchestrator.ingest.contracts import ContractError
-from campaign_orchestrator.reporting.markdown import rerendered_counts, summary_table
+from campaign_orchestrator.reporting.markdown import rerendered_counts, stale_line, summary_table
 from campaign_orchestrator.run.context import Run, delivery_shards
 from campaign_orchestrator.run.stages import deliver_stage, import_stage, notices_stage, run_all
 from campaign_orchestrator.run.status import CampaignsHeld
@@ -121,8 +121,11 @@ def delivery_summary(details: list[dict[str, Any]]) -> str:
         return sum(sum(v.values()) if isinstance(v := d.get(key) or 0, dict) else float(v) for d in details)
 
     merged = DeliveryIncomplete(details)
-    states = ", ".join(f"{merged.remaining.get(s, 0)} {s}" for s in ("sent", "pending", "failed", "unknown", "dead"))
+    shown = ("sent", "pending", "failed", "unknown", "dead", "stale")
+    states = ", ".join(f"{merged.remaining.get(s, 0)} {s}" for s in shown if s != "stale" or s in merged.remaining)
+    stale = next((d["stale"] for d in details if d.get("stale")), None)
     lines = [
+        *([f"stale: nothing sent: {stale['reason']}"] if stale else []),
         f"delivered {int(total('rows'))} messages in {int(total('requests'))} requests "
         f"({int(total('retried'))} retried, {total('throttled_s'):.1f}s throttled), "
         f"{int(total('resent_in_flight'))} resent with their idempotency key after a crash",
@@ -219,8 +222,11 @@ def print_run_summary(report_path: Path) -> None:
     click.echo(summary_table(report))
     totals = report["totals"]
     new = totals["delivered_this_run"]
+    stale = stale_line(report)
     if new:
         click.echo(f"\nSent {new:,} new messages in this run.")
+    elif stale:
+        click.echo("\nSent 0 new messages in this run: the night is stale (above).")
     else:
         click.echo(
             f"\nSent 0 new messages in this run: all {totals['delivered']:,} messages of "

@@ -4,6 +4,7 @@ the file still runs; an unknown key is an error."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -44,6 +45,20 @@ class DeliverySettings(StrictModel):
         description="a claim whose worker has not touched it this long is taken over (workers touch theirs "
         "every quarter of it)",
     )
+    max_lateness: str | None = Field(
+        default="0h",
+        pattern=r"^\d{1,4}[hd]$",
+        description="how long after its run date ends (midnight UTC) a night may still send, e.g. 0h or 6h; "
+        "a later night is stale: it renders and reports but sends nothing; null: no limit",
+    )
+
+    @property
+    def max_lateness_delta(self) -> dt.timedelta | None:
+        """`max_lateness` as a timedelta (None: no limit)."""
+        if self.max_lateness is None:
+            return None
+        unit = {"h": "hours", "d": "days"}[self.max_lateness[-1]]
+        return dt.timedelta(**{unit: int(self.max_lateness[:-1])})
 
 
 class RenderSettings(StrictModel):
@@ -56,7 +71,16 @@ class RenderSettings(StrictModel):
 class Destination(StrictModel):
     kind: Literal["provider", "message_store"]
     connection_id: str | None = Field(default=None, description="Airflow connection id (provider kind)")
-    honours_idempotency_key: bool = False
+    honours_idempotency_key: bool = Field(
+        default=False,
+        description="the provider answers a repeated Idempotency-Key without sending again (Braze documents no "
+        "such key: false); only then is a request that may have arrived resent after a crash, else it is unknown",
+    )
+    supports_deletion: bool = Field(
+        default=True,
+        description="provider kind: its API has Braze's POST /users/delete, so `campaigns erase` forwards each erased "
+        "customer id there (50 a request); false for one without it (erase there by other means)",
+    )
 
     @model_validator(mode="after")
     def _provider_needs_connection(self) -> Destination:

@@ -251,9 +251,12 @@ class ProviderClient:
 
     def _post_once(self, batch: Batch) -> dict[str, Any]:
         path, text = self.body_text(batch)
+        return self._post_text(path, text, batch.idempotency_key)
+
+    def _post_text(self, path: str, text: str, key: str) -> dict[str, Any]:
         self._local.throttled = getattr(self._local, "throttled", 0.0) + self.bucket.acquire(self.sleep)
         request = self._prepared(path).copy()
-        request.headers["Idempotency-Key"] = batch.idempotency_key
+        request.headers["Idempotency-Key"] = key
         request.prepare_body(text.encode(), None)
         try:
             response = self.session.send(request, timeout=self.timeout_s)
@@ -299,6 +302,17 @@ class ProviderClient:
 
     def post(self, batch: Batch) -> tuple[dict[str, Any], int]:
         """Send one request, retrying transient failures; returns (response document, attempts)."""
+        return self._retried(lambda: self._post_once(batch))
+
+    def post_json(self, path: str, doc: dict[str, Any], key: str) -> tuple[dict[str, Any], int]:
+        """Any other call of the provider's API (e.g. `/users/delete`), under the same budget and
+        retry policy as the sends: (response document with its `_status`, attempts); raises
+        RetryableError once the retries are spent."""
+        self._local.throttled = 0.0
+        text = json.dumps(doc, separators=(",", ":"))
+        return self._retried(lambda: self._post_text(path, text, key))
+
+    def _retried(self, once: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], int]:
         attempts = 0
         retrying = Retrying(
             retry=retry_if_exception(self._may_retry),
@@ -312,7 +326,7 @@ class ProviderClient:
             with attempt:
                 attempts += 1
                 self._local.attempts = attempts
-                return self._post_once(batch), attempts
+                return once(), attempts
         raise AssertionError("unreachable")  # pragma: no cover
 
     def send(self, batch: Batch) -> BatchOutcome:

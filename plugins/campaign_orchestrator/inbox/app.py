@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from campaign_orchestrator.access_log import AccessLog
 from campaign_orchestrator.inbox.access import Gate
+from campaign_orchestrator.inbox.erasure_routes import router as erasure_router
 from campaign_orchestrator.inbox.feed import BadFeedRequest
 from campaign_orchestrator.inbox.marketing import MarketingFiles
 from campaign_orchestrator.inbox.pinpoint_routes import router as pinpoint_router
@@ -52,6 +53,7 @@ def create_app(settings: InboxSettings) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(pinpoint_router)
+    app.include_router(erasure_router)
 
     @app.exception_handler(BadFeedRequest)
     async def _bad_request(_request: Request, exc: BadFeedRequest) -> JSONResponse:

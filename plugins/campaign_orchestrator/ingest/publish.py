@@ -14,6 +14,7 @@ from campaign_orchestrator.ingest.consent import refresh_preference_state
 from campaign_orchestrator.ingest.contracts import Contract, event_properties
 from campaign_orchestrator.ingest.devices import apply_device_tokens
 from campaign_orchestrator.ingest.staging import StagedSource, target_table
+from campaign_orchestrator.ingest.tombstones import drop_erased_since
 from campaign_orchestrator.warehouse.bulk import (
     analyze_tables,
     empty_table,
@@ -36,6 +37,9 @@ def publish(engine: Engine, run_date: dt.date, staged: list[StagedSource], contr
         tables = {item.source: target_table(item.source, contracts.get(item.source)) for item in staged}
         for item in staged:
             _publish_one(conn, item, tables[item.source], run_date)
+        checked = [dt.datetime.fromisoformat(item.checked_from) for item in staged if item.checked_from]
+        if checked:  # an erasure accepted after tonight's sources were validated
+            drop_erased_since(conn, tables.values(), min(checked))
         if any(item.source == "preferences" for item in staged):
             refresh_preference_state(conn)
         if any(item.source == "app_installs" for item in staged):

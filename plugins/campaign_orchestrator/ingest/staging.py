@@ -44,6 +44,8 @@ class StagedSource:
     archived_as: str = ""
     warnings: list[str] = field(default_factory=list)  # column names and counts, never values
     unknown_customers: int = 0  # child rows loaded although their customer does not exist ("count")
+    rows_erased: int = 0  # rows of erased customers (tombstones): neither loaded nor quarantined
+    checked_from: str = ""  # when validation read the tombstones (ISO): publish checks later ones
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

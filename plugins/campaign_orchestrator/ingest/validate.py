@@ -22,7 +22,9 @@ from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:  # imported where rows are read: the package is imported by light commands too
     import numpy as np
+    import pandas as pd
 
+from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.ingest.contracts import Contract, ContractError
 from campaign_orchestrator.ingest.integrity import RowChecks, check_key_churn, key_churn
 from campaign_orchestrator.ingest.sources import (
@@ -45,6 +47,7 @@ from campaign_orchestrator.ingest.staging import (
     target_table,
 )
 from campaign_orchestrator.ingest.table_rules import ImportFailed, table_rules
+from campaign_orchestrator.ingest.tombstones import Tombstones, drop_erased_rows
 from campaign_orchestrator.warehouse.tables import SOURCE_TABLES
 
 log = logging.getLogger(__name__)
@@ -113,11 +116,13 @@ def _validate_into(
     first = True
     writer = CanonicalWriter(validated, contract, names, extra_columns(source, table, ctx.run_date))
     rows = RowChecks(engine, ctx, source, contract, folder, staged)
+    erased = _tombstones(engine, ctx, source, folder, staged)
     try:
         for chunk in read_chunks(spec, folder, ctx.run_date, bad_lines, ctx.resolve_url):
             if first and spec.format != "csv":
                 contract.check_header([str(c) for c in chunk.columns], file_name)
                 _note_undeclared(contract, [str(c) for c in chunk.columns], staged)
+            chunk = _without_erased(chunk, erased, staged)
             if sql_archive is not None:
                 sql_archive.write(chunk)
             staged.rows_read += len(chunk)
@@ -136,6 +141,7 @@ def _validate_into(
     if sql_archive is not None:
         sql_archive.close()
         staged.archived_as = str(sql_archive.target)
+    drop_erased_rows(erased, bad_lines, spec, staged, folder, ctx)
     rejected.add([(number, [why], {"_line": text}) for number, why, text in bad_lines.rows])
     staged.rows_read += len(bad_lines.rows)
     rejected.flush()
@@ -149,6 +155,28 @@ def _validate_into(
             if churn.new or churn.gone:
                 staged.warnings.append(f"key churn: {churn.describe()}")
                 log.info("source %r, file %s: key churn: %s", source, file_name, churn.describe())
+
+
+def _tombstones(
+    engine: Engine, ctx: ImportContext, source: str, folder: Path, staged: StagedSource
+) -> Tombstones | None:
+    """The tombstones rows are checked against (None without any: no salt needed then)."""
+    staged.checked_from = utcnow().isoformat()
+    erased = Tombstones.load(engine)
+    if erased is not None and source != "customers":
+        erased.learn_from_customers(ctx.customers, folder, ctx.run_date)
+    return erased
+
+
+def _without_erased(chunk: pd.DataFrame, erased: Tombstones | None, staged: StagedSource) -> pd.DataFrame:
+    """The chunk without the rows of erased customers (counted, never named)."""
+    if erased is None:
+        return chunk
+    gone = erased.mask(chunk)
+    if gone.any():
+        staged.rows_erased += int(gone.sum())
+        return chunk[~gone]
+    return chunk
 
 
 def _check_input(

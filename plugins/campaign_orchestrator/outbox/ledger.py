@@ -65,7 +65,7 @@ def unsent_causes(
     conn: Connection, run_date: dt.date, *where: sa.ColumnElement[bool], down: dict[str, str] | None = None
 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Messages of the run date per state, and for those not delivered (pending, failed, unknown,
-    dead) how many per cause: their last error without the attempt count, or for pending messages
+    dead, stale) how many per cause: their last error without the attempt count, or for pending messages
     of a destination in `down` (found down by this attempt) that cause."""
     ledger = message_ledger(outbox.c.run_date == run_date, *where)
     states: dict[str, int] = {}
@@ -77,7 +77,7 @@ def unsent_causes(
     )
     for state, destination, error, n in rows:
         states[state] = states.get(state, 0) + int(n)
-        if state not in ("failed", "unknown", "dead", "pending"):
+        if state not in ("failed", "unknown", "dead", "pending", "stale"):
             continue
         if state == "pending" and down and destination in down:
             cause = f"not sent, {destination} is down: {down[destination]}"

@@ -7,7 +7,9 @@ cannot tell a resend). held: its campaign's render failures passed the limit. ca
 message left to send. split: re-batched after a mixed outcome (no message refers to it).
 
 A message's state is its batch's (`claimed` reads as pending), unless it left its batch's fate:
-`cancelled` when no longer targeted at a re-run.
+`cancelled` when no longer targeted at a re-run; `stale` when its night ran past
+`settings.delivery.max_lateness`: never sent, and final (no later run of the date sends it), so it
+counts against no cap. Both are Python-side only: the outbox's own state column has no CHECK.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Literal, get_args
 BatchState = Literal[
     "pending", "claimed", "in_flight", "sent", "failed", "dead", "unknown", "held", "cancelled", "split"
 ]
-MessageState = Literal["pending", "held", "in_flight", "sent", "failed", "dead", "cancelled", "unknown"]
+MessageState = Literal["pending", "held", "in_flight", "sent", "failed", "dead", "cancelled", "unknown", "stale"]
 BATCH_STATES: tuple[BatchState, ...] = get_args(BatchState)
 MESSAGE_STATES: tuple[MessageState, ...] = get_args(MessageState)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from campaign_orchestrator.delivery.report import cause_lines
 
-# (row key, header) of the campaigns table; `failed` shows failed + dead. `unknown` and `pending`
-# join the table only on a night that has some (OPTIONAL_COLUMNS).
+# (row key, header) of the campaigns table; `failed` shows failed + dead. `unknown`, `pending` and
+# `stale` join the table only on a night that has some (OPTIONAL_COLUMNS).
 SUMMARY_COLUMNS = (
     ("campaign", "campaign"),
     ("channel", "channel"),
@@ -27,7 +27,7 @@ SUMMARY_COLUMNS = (
     ("failed", "failed"),
     ("delivered_this_run", "new"),
 )
-OPTIONAL_COLUMNS = (("unknown", "unknown"), ("pending", "pending"))
+OPTIONAL_COLUMNS = (("unknown", "unknown"), ("pending", "pending"), ("stale", "stale"))
 ELIGIBLE_LINE = (
     "eligible = segment members minus the suppressed, those not opted in and those without a device for "
     "the channel (customers per campaign, so not summed)."
@@ -43,10 +43,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     for section in (
+        _stale_lines,
         _campaign_lines,
         _totals_lines,
         _rerender_lines,
         _not_delivered_lines,
+        _possibly_delivered_lines,
         _held_lines,
         _render_error_lines,
         _delivery_lines,
@@ -59,8 +61,8 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def summary_columns(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """The campaigns table's (key, header) columns: SUMMARY_COLUMNS, and `unknown` and `pending`
-    when some campaign has such messages."""
+    """The campaigns table's (key, header) columns: SUMMARY_COLUMNS, and `unknown`, `pending` and
+    `stale` when some campaign has such messages."""
     rows = report["campaigns"].values()
     return [*SUMMARY_COLUMNS, *((k, h) for k, h in OPTIONAL_COLUMNS if any(r.get(k) for r in rows))]
 
@@ -95,8 +97,53 @@ def totals_line(report: dict[str, Any]) -> str:
         f"scheduled at the provider + {t.get('in_app', 0):,} in the in-app store = {t.get('delivered', 0):,} "
         f"sent; {t.get('failed', 0) + t.get('dead', 0):,} failed"
     )
-    extra = [f"{t[k]:,} {k}" for k in ("unknown", "pending") if t.get(k)]
+    extra = [f"{t[k]:,} {k}" for k in ("unknown", "pending", "stale") if t.get(k)]
     return line + "".join(f", {x}" for x in extra) + "."
+
+
+def stale_line(report: dict[str, Any]) -> str | None:
+    """Why a stale night sent nothing (None on a night that was not stale)."""
+    stale = report.get("stale")
+    if not stale:
+        return None
+    return (
+        f"Stale: nothing was sent: {stale['reason']}. Its {report['totals'].get('stale', 0):,} messages are "
+        "`stale`: kept in the outbox, never sent by this or any later run of the date."
+    )
+
+
+def _stale_lines(report: dict[str, Any]) -> list[str]:
+    line = stale_line(report)
+    if not line:
+        return []
+    return [f"**{line}** Segments, target lists and this report were computed as on any night.", ""]
+
+
+def _possibly_delivered_lines(report: dict[str, Any]) -> list[str]:
+    """The `unknown` requests: the provider may have them; the engine never resends them."""
+    unknown = report.get("possibly_delivered") or {}
+    if not unknown.get("requests"):
+        return []
+    lines = [
+        "## Possibly delivered (unknown)",
+        "",
+        f"{unknown['messages']:,} messages in {unknown['requests']:,} requests may have reached their customers: "
+        "each request left and no answer says what became of it (a timeout, a lost connection, a 5xx, a worker "
+        "stopped while it was out), where a resend could be a second message (the destination does not honour "
+        "Idempotency-Key) or a late one (a stale night). They are never resent: check each request at the "
+        "provider (its Idempotency-Key is the batch id; its recipients are the `message_ledger` rows with that "
+        "batch_id) and decide.",
+        "",
+        "| batch (request key) | campaign | destination | send at | messages | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['batch_id']} | {r['campaign']} | {r['destination']} | {r['send_at']} | {r['messages']} | {r['why']} |"
+        for r in unknown["listed"]
+    ]
+    if unknown["requests"] > len(unknown["listed"]):
+        lines.append(f"\n... and {unknown['requests'] - len(unknown['listed'])} more (`state = 'unknown'`).")
+    return [*lines, ""]
 
 
 def _campaign_lines(report: dict[str, Any]) -> list[str]:
@@ -248,4 +295,5 @@ def summary_table(report: dict[str, Any]) -> str:
     out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*r) for r in rows]
     out += [f"{name:<{widths[0]}}  {channel:<{widths[1]}}  {status}" for name, channel, status in idle]
-    return "\n".join([*out, "", totals_line(report), ELIGIBLE_LINE])
+    stale = stale_line(report)
+    return "\n".join([*out, "", totals_line(report), ELIGIBLE_LINE, *([stale] if stale else [])])

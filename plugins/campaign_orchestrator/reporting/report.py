@@ -29,7 +29,14 @@ from campaign_orchestrator.outbox.ledger import ledger_counts, message_ledger, u
 from campaign_orchestrator.reporting.markdown import render_markdown
 from campaign_orchestrator.targeting.funnel import funnels
 from campaign_orchestrator.warehouse.engine import redacted
-from campaign_orchestrator.warehouse.tables import import_log, outbox, render_errors, run_log, target_list
+from campaign_orchestrator.warehouse.tables import (
+    delivery_batches,
+    import_log,
+    outbox,
+    render_errors,
+    run_log,
+    target_list,
+)
 
 if TYPE_CHECKING:
     from campaign_orchestrator.run.context import RunConfig
@@ -51,6 +58,7 @@ MESSAGE_TOTALS = (
     "failed",
     "dead",
     "unknown",
+    "stale",
     "held",
     "render_errors",
 )
@@ -73,6 +81,7 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             if stage_name.startswith("deliver"):
                 down.update(json.loads(detail or "{}").get("down") or {})
         _, not_delivered = unsent_causes(conn, run_date, down=down)
+        unknown_requests = possibly_delivered(conn, run_date)
         untargeted = _sent_but_not_targeted(conn, run_date)
         imports = conn.execute(sa.select(import_log).where(import_log.c.run_date == run_date)).mappings().all()
         failures = conn.execute(
@@ -117,6 +126,7 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
             failed=states.get("failed", 0),
             dead=states.get("dead", 0),
             unknown=states.get("unknown", 0),
+            stale=states.get("stale", 0),
             cancelled=states.get("cancelled", 0),
             held=states.get("held", 0),
             retried=int(delivery.get(cid, {}).get("retried", 0)),
@@ -138,9 +148,52 @@ def build_run_report(engine: Engine, definitions: Definitions, config: RunConfig
         # defined campaigns with nothing tonight: not scheduled on the run date, or disabled
         "not_scheduled": _not_scheduled(definitions, run_date, set(campaigns)),
         "totals": totals,
-        "not_delivered": not_delivered,  # state -> cause -> messages, for pending, failed, unknown, dead
+        "not_delivered": not_delivered,  # state -> cause -> messages, for pending, failed, unknown, dead, stale
         "destinations_down": down,
+        # the requests whose messages may have arrived (`unknown`): never resent, for a person to decide
+        "possibly_delivered": unknown_requests,
+        # this run's delivery found the night stale (settings.delivery.max_lateness): nothing was sent
+        "stale": stale_night(stages),
     }
+
+
+def stale_night(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Why this run's delivery sent nothing, when its deliver stages found the night stale: the
+    lateness (run date, hours late, the setting, the reason) and the stale shards; else None."""
+    stale = [s for s in stages if s["stage"].startswith("deliver") and s.get("stale")]
+    if not stale:
+        return None
+    return {**stale[0]["stale"], "shards": sorted({int(s.get("shard", 0)) for s in stale})}
+
+
+POSSIBLY_DELIVERED_LISTED = 200
+
+
+def possibly_delivered(conn: sa.Connection, run_date: dt.date) -> dict[str, Any]:
+    """The date's `unknown` requests, one per batch (its id is the request's Idempotency-Key; the
+    recipients are `message_ledger` rows with that batch_id): campaign, destination, send time,
+    messages and why. Counts and keys only, no customer; the first POSSIBLY_DELIVERED_LISTED."""
+    b = delivery_batches.c
+    live = sa.select(sa.func.count()).where(outbox.c.batch_id == b.batch_id, outbox.c.state.is_(None))
+    rows = conn.execute(
+        sa.select(b.batch_id, b.campaign_id, b.destination, b.send_at, b.updated_at, b.last_error)
+        .add_columns(live.scalar_subquery().label("live"))
+        .where(b.run_date == run_date, b.state == "unknown")
+        .order_by(b.campaign_id, b.send_at, b.batch_id)
+    ).all()
+    listed = [
+        {
+            "batch_id": r.batch_id,
+            "campaign": r.campaign_id,
+            "destination": r.destination,
+            "send_at": r.send_at.isoformat(),
+            "since": r.updated_at.isoformat(timespec="seconds"),
+            "messages": int(r.live),
+            "why": r.last_error,
+        }
+        for r in rows[:POSSIBLY_DELIVERED_LISTED]
+    ]
+    return {"requests": len(rows), "messages": sum(int(r.live) for r in rows), "listed": listed}
 
 
 def message_stores(definitions: Definitions) -> list[str]:

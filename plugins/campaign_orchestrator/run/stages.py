@@ -18,6 +18,7 @@ from campaign_orchestrator.definitions.loader import DefinitionError
 from campaign_orchestrator.delivery import deliver_shard
 from campaign_orchestrator.delivery.notices import publish_public_messages
 from campaign_orchestrator.delivery.report import DeliveryIncomplete
+from campaign_orchestrator.delivery.stale import lateness, withhold_stale_shard
 from campaign_orchestrator.ingest import contracts as contracts_mod
 from campaign_orchestrator.ingest.contracts import ContractError
 from campaign_orchestrator.ingest.publish import publish
@@ -226,16 +227,33 @@ def notices_stage(run: Run, now: dt.datetime | None = None) -> dict[str, Any]:
 
 
 def deliver_stage(
-    run: Run, shard: int, resolver: EndpointResolver = env_endpoint_resolver, concurrent_shards: int | None = None
+    run: Run,
+    shard: int,
+    resolver: EndpointResolver = env_endpoint_resolver,
+    concurrent_shards: int | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Deliver one outbox shard. Mapped DAG tasks send side by side and split the provider's budget;
     the CLI sends shard after shard (concurrent_shards=1), each with the whole budget.
+
+    A stale night (`now`, default the clock, past the run date's end by more than
+    settings.delivery.max_lateness) sends nothing: its shard is resolved without a request
+    (delivery/stale.py) and the stage finishes ok, saying why in its detail (`stale`).
 
     Raises DeliveryIncomplete, after recording the stage, when messages of the shard are still
     pending or failed at the end: the task fails, so Airflow retries it, and the night is red
     until they are sent."""
 
     require_rendered(run)
+    settings = run.definitions.settings
+    late = lateness(run.config.run_date, now or utcnow(), settings.delivery)
+    if late.stale:
+        with run.stage(f"deliver[{shard}]") as detail:
+            args = (run.config.run_date, shard, settings.delivery.shards, late, settings.destinations)
+            detail.update(withhold_stale_shard(run.engine, *args, settings.delivery.lease_s))
+            detail["rows"] = 0
+            log.warning("%s", detail["summary"])
+        return detail
     with run.stage(f"deliver[{shard}]") as detail:
         report = deliver_shard(
             run.engine,
@@ -293,8 +311,11 @@ def report_stage(run: Run) -> Path:
     return path
 
 
-def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolver) -> Path:
-    """The whole night in the DAG's order (sources validated in parallel); returns the report's path."""
+def run_all(
+    config: RunConfig, resolver: EndpointResolver = env_endpoint_resolver, now: dt.datetime | None = None
+) -> Path:
+    """The whole night in the DAG's order (sources validated in parallel); returns the report's path.
+    `now` (default: the clock, at each stage) is the moment targeting, rendering and delivery take."""
     run = Run(config)
     _ = run.engine  # a warehouse behind the code's schema revision stops the night here, before any stage
     try:
@@ -302,12 +323,12 @@ def run_all(config: RunConfig, resolver: EndpointResolver = env_endpoint_resolve
         notices_stage(run)
         import_stage(run)
         segments_stage(run)
-        targets_stage(run)
-        render_stage(run)
+        targets_stage(run, now)
+        render_stage(run, now)
         incomplete: list[dict[str, Any]] = []
         for shard in delivery_shards(run):  # every shard gets its attempt, whatever another's fate
             try:
-                deliver_stage(run, shard, resolver, concurrent_shards=1)
+                deliver_stage(run, shard, resolver, concurrent_shards=1, now=now)
             except DeliveryIncomplete as exc:
                 incomplete += exc.details
         metrics_stage(run)  # earlier nights' engagement counts whatever tonight's delivery did

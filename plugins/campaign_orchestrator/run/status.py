@@ -1,15 +1,20 @@
 """The end-of-night rule, in one place for the DAG's report task and `campaigns run`: a night is
 complete when every required stage and delivery shard of its run finished ok and no campaign was
-held for render failures; otherwise `finish_night` raises, naming what is missing."""
+held for render failures; otherwise `finish_night` raises, naming what is missing. A stale night
+(its delivery ran past settings.delivery.max_lateness and sent nothing) is complete: sending nothing
+was the rule's decision, said in the report and logged as a warning, not a failure."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 from campaign_orchestrator.errors import CampaignError, NightIncomplete
 from campaign_orchestrator.outbox.ledger import message_ledger
 from campaign_orchestrator.run.context import Run, delivery_shards
 from campaign_orchestrator.warehouse.tables import outbox, run_log
+
+log = logging.getLogger(__name__)
 
 
 class NotRendered(CampaignError):
@@ -86,3 +91,21 @@ def finish_night(run: Run, report_path: object | None = None) -> None:
             f"held, not delivered (render failures over settings.render.max_error_share): {held}; "
             f"see render_errors{where}"
         )
+    reason = stale_reason(run)
+    if reason:
+        log.warning("stale night, nothing was sent: %s%s", reason, where)
+
+
+def stale_reason(run: Run) -> str | None:
+    """Why this run's delivery sent nothing, when a deliver stage of it found the night stale."""
+    import sqlalchemy as sa
+
+    with run.engine.connect() as conn:
+        details = conn.execute(
+            sa.select(run_log.c.detail).where(run_log.c.run_id == run.config.run_id, run_log.c.stage.like("deliver[%"))
+        ).scalars()
+        for detail in details:
+            stale = json.loads(detail or "{}").get("stale")
+            if stale:
+                return str(stale["reason"])
+    return None

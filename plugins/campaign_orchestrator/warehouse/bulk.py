@@ -286,7 +286,10 @@ def set_by_key(
         arrays = [
             sa.bindparam(f"a_{i}", [r[i] for r in rows], type_=ARRAY(table.c[n].type)) for i, n in enumerate(names)
         ]
-        v = sa.func.unnest(*arrays).table_valued(*(f"v_{n}" for n in names)).render_derived(name="v")
+        # Function, not sa.func: a package may register its own `unnest` for every engine
+        # (sqlalchemy-bigquery's takes one argument, and great_expectations imports it)
+        unnest: sa.sql.functions.Function[Any] = sa.sql.functions.Function("unnest", *arrays)
+        v = unnest.table_valued(*(f"v_{n}" for n in names)).render_derived(name="v")
         result = conn.execute(
             table.update()
             .where(table.c[key] == v.c[f"v_{key}"], *where)

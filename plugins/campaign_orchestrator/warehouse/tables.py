@@ -27,6 +27,18 @@ from campaign_orchestrator.outbox.states import BATCH_STATES
 from campaign_orchestrator.warehouse.console_tables import (
     definition_changes as definition_changes,
 )
+from campaign_orchestrator.warehouse.erasure_tables import (
+    erasure_forwarded as erasure_forwarded,
+)
+from campaign_orchestrator.warehouse.erasure_tables import (
+    erasure_requests as erasure_requests,
+)
+from campaign_orchestrator.warehouse.erasure_tables import (
+    erasure_subjects as erasure_subjects,
+)
+from campaign_orchestrator.warehouse.erasure_tables import (
+    erasure_tombstones as erasure_tombstones,
+)
 from campaign_orchestrator.warehouse.inbox_tables import (
     device_tokens as device_tokens,
 )

@@ -116,7 +116,7 @@ def test_a_pinpoint_export_round_trips_into_a_night_that_delivers_it(repo, folde
     targets_stage(run, NOW)
     render_stage(run, NOW)
     for shard in delivery_shards(run):
-        deliver_stage(run, shard, no_provider, concurrent_shards=1)
+        deliver_stage(run, shard, no_provider, concurrent_shards=1, now=NOW)  # the night at its hour, not stale
 
     m = inapp_messages.c
     with run.engine.connect() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -38,16 +39,27 @@ NOW = dt.datetime(2026, 11, 22, 12, 0)
 PUSH, INBOX = "crash_push", "crash_inbox"
 
 
-@pytest.fixture
-def sim():
-    """A simulator in this process (the delivery under test runs in threads or child processes)."""
-    server = make_server("127.0.0.1", 0, api_key="k")
+def _sim(idempotency):
+    server = make_server("127.0.0.1", 0, api_key="k", idempotency=idempotency)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     yield url, server.store
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def sim():
+    """A simulator in this process (the delivery under test runs in threads or child processes) that
+    honours Idempotency-Key, for the destinations these tests declare `honours_idempotency_key: true`."""
+    yield from _sim("honour")
+
+
+@pytest.fixture
+def braze_sim():
+    """The same, playing Braze: a repeated Idempotency-Key is a second delivery."""
+    yield from _sim("ignore")
 
 
 def set_faults(url: str, **faults: Any) -> None:
@@ -58,9 +70,11 @@ def stats(url: str) -> dict[str, Any]:
     return requests.get(url + "/_sim/stats", timeout=5).json()
 
 
-def config_dir(repo: Path, tmp_path: Path, **delivery: Any) -> Path:
+def config_dir(repo: Path, tmp_path: Path, honours: bool = True, **delivery: Any) -> Path:
     """The repository's marketing folder with two campaigns (push to the provider, in-app to the
-    store) and the delivery settings under test."""
+    store) and the delivery settings under test. `honours`: whether the `braze` destination honours
+    Idempotency-Key (most tests here resend after faults and crashes, which only that makes safe; the
+    shipped setting is false). No `max_lateness`: RUN is a past date delivered with today's clock."""
     import yaml
 
     target = tmp_path / "marketing"
@@ -87,7 +101,8 @@ def config_dir(repo: Path, tmp_path: Path, **delivery: Any) -> Path:
     )
     settings_path = target / "settings.yaml"
     settings = yaml.safe_load(settings_path.read_text())
-    settings["delivery"] = {**settings["delivery"], **delivery}
+    settings["delivery"] = {**settings["delivery"], "max_lateness": None, **delivery}
+    settings["destinations"]["braze"]["honours_idempotency_key"] = honours
     settings_path.write_text(yaml.safe_dump(settings))
     return target
 
@@ -197,14 +212,10 @@ def test_a_batch_that_gave_up_is_retried_later_with_the_same_key(warehouse, repo
     assert stats(url)["idempotent_replays"] >= 6  # every push batch was recognised by its old key
 
 
-def test_without_idempotency_an_ambiguous_failure_is_unknown_never_resent(warehouse, repo, tmp_path, sim):
-    url, store = sim
+def test_without_idempotency_an_ambiguous_failure_is_unknown_never_resent(warehouse, repo, tmp_path, braze_sim):
+    url, store = braze_sim
     marketing = config_dir(
-        repo, tmp_path, shards=1, max_workers=2, batch_size=10, max_attempts=5, stop_after_failed_batches=100
-    )
-    settings_path = marketing / "settings.yaml"
-    settings_path.write_text(
-        settings_path.read_text().replace("honours_idempotency_key: true", "honours_idempotency_key: false")
+        repo, tmp_path, False, shards=1, max_workers=2, batch_size=10, max_attempts=5, stop_after_failed_batches=100
     )
     defs, _ = seed(warehouse, repo, marketing, n=100)
     assert not defs.settings.destinations["braze"].honours_idempotency_key
@@ -214,6 +225,7 @@ def test_without_idempotency_an_ambiguous_failure_is_unknown_never_resent(wareho
     states = ledger(warehouse)
     assert states.get("unknown", 0) > 0 and states.get("failed", 0) == 0
     assert stats(url)["duplicates"] == 0 and stats(url)["idempotent_replays"] == 0
+    assert stats(url)["repeated_keys"] == 0  # no request was offered twice: the simulator would have sent it again
     # Each unknown row was accepted once by the provider (the 504 lost only the answer), never twice.
     with warehouse.connect() as conn:
         unknown = {m.customer_id for m in messages_in_state(conn, "unknown")}
@@ -312,6 +324,63 @@ def test_sigkill_at_random_points_then_resume_delivers_each_message_once(warehou
     assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
     assert_exactly_once(warehouse, url, store, ids)
     assert stats(url)["idempotent_replays"] >= 1  # a batch accepted before a kill was resent with its key
+
+
+def test_at_a_provider_without_idempotency_a_killed_workers_requests_are_unknown_never_resent_and_reported(
+    warehouse, repo, tmp_path, braze_sim
+):
+    """Braze documents no Idempotency-Key: kill -9 a deliver right after the provider accepted a
+    request and before the worker knew, resume it. The batches it had in flight may have arrived,
+    so they are `unknown`, not resent (the simulator would deliver them again), and the run report
+    lists them for a person to decide; everything else goes out exactly once."""
+    from campaign_orchestrator.reporting.report import write_run_report
+    from campaign_orchestrator.run.context import RunConfig
+
+    url, store = braze_sim
+    marketing = config_dir(
+        repo, tmp_path, False, shards=1, max_workers=2, batch_size=10, claim_size=50, lease_s=1, timeout_s=5
+    )
+    defs, ids = seed(warehouse, repo, marketing, n=200)
+    warehouse_url = warehouse.url.render_as_string(hide_password=False)
+    log = tmp_path / "deliver.log"
+    set_faults(url, latency_ms=2000)  # each answer is held after the request is recorded
+    proc = deliver_process(url, warehouse_url, marketing, repo, log)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and stats(url)["recipients"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, log.read_text()[-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ledger(warehouse).get("in_flight", 0) > 0
+    set_faults(url)
+    again = deliver_process(url, warehouse_url, marketing, repo, log)
+    assert again.wait(timeout=120) == 0, log.read_text()[-3000:]  # unknown is settled: nothing left to retry
+
+    states = ledger(warehouse)
+    assert states.get("unknown", 0) > 0 and states["sent"] + states["unknown"] == 400, states
+    s = stats(url)
+    assert s["repeated_keys"] == 0 and s["duplicates"] == 0, s  # no request went out twice
+    with warehouse.connect() as conn:
+        unknown = {m.customer_id for m in messages_in_state(conn, "unknown")}
+        sent = {m.customer_id for m in messages_in_state(conn, "sent") if m.destination == "braze"}
+    received = {user for (_camp, user) in store.per_recipient}
+    assert sent <= received <= sent | unknown and received & unknown  # what was accepted unanswered is unknown
+    with warehouse.connect() as conn:
+        stored = conn.execute(sa.select(inapp_messages.c.customer_id)).scalars().all()
+    assert sorted(stored) == ids  # the message store is transactional: its batches were simply written
+
+    config = RunConfig(run_date=RUN, warehouse_url=warehouse_url, reports_dir=tmp_path / "reports", run_id="check")
+    report_path = write_run_report(warehouse, defs, config)
+    report = json.loads(report_path.read_text())
+    listed = report["possibly_delivered"]
+    assert listed["messages"] == states["unknown"] == report["campaigns"][PUSH]["unknown"]
+    assert {r["campaign"] for r in listed["listed"]} == {PUSH} and sum(r["messages"] for r in listed["listed"]) == len(
+        unknown
+    )
+    assert all("possibly delivered" in r["why"] and "not resent" in r["why"] for r in listed["listed"])
+    assert sum(report["not_delivered"]["unknown"].values()) == len(unknown)
+    md = report_path.with_suffix(".md").read_text()
+    assert "## Possibly delivered (unknown)" in md and listed["listed"][0]["batch_id"] in md
 
 
 def batch_states(engine: sa.Engine) -> dict[str, int]:

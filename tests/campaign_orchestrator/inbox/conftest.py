@@ -33,6 +33,7 @@ from tests.conftest import ROOT, free_port
 SECRET = "test-signing-secret-" + "s" * 24
 SERVER_KEY = "test-server-key-" + "k" * 24
 RATE_LIMIT_PER_MINUTE = 40
+ERASURE_SALT = "inbox-test-erasure-salt-" + "e" * 24
 
 
 @dataclass
@@ -138,6 +139,7 @@ def start_inbox(
         "CAMPAIGNS_INBOX_SECRET": SECRET,
         "CAMPAIGNS_INBOX_SERVER_KEY": SERVER_KEY,
         "CAMPAIGNS_INBOX_RELOAD_SECONDS": "0.2",
+        "CAMPAIGNS_ERASURE_SALT": ERASURE_SALT,  # DELETE /v1/customers/{id} works (tests/.../erasure)
         "PYTHONPATH": str(ROOT / "plugins"),
         **env,
     }

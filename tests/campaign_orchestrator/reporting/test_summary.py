@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import shutil
 import threading
 import urllib.request
 from collections import Counter
@@ -34,7 +33,7 @@ from campaign_orchestrator.run.context import RunConfig
 from campaign_orchestrator.run.stages import run_all
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine
 from campaign_orchestrator.warehouse.tables import delivery_batches, inapp_messages, outbox
-from tests.builders import state_counts
+from tests.builders import marketing_copy, state_counts
 
 RUN_DATE = dt.date(2026, 11, 22)  # a Sunday: anz_gold_weekly sends on Fridays
 DISABLED = "big_spender_thanks"
@@ -54,8 +53,7 @@ def night(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Nigh
     """One night of the repository's campaigns, one of them disabled, against a simulator."""
     root = tmp_path_factory.mktemp("summary")
     generate(root / "export", customers=1500, seed=11, as_of=RUN_DATE, bad_rows=3)
-    marketing = root / "marketing"
-    shutil.copytree(repo / "marketing", marketing)
+    marketing = marketing_copy(repo, root / "marketing")  # no lateness limit: RUN_DATE is past
     campaign = marketing / "campaigns" / f"{DISABLED}.yaml"
     campaign.write_text(campaign.read_text() + "enabled: false\n")
     server = make_server("127.0.0.1", 0, api_key="summary-key")

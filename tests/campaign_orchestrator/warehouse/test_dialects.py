@@ -54,29 +54,6 @@ ENGINES = ["snowflake", "bigquery", "trino"]
 LOCAL = LocalWindows(RUN, ("Europe/Berlin", "Australia/Sydney", "America/New_York"), "UTC")
 
 
-THEIR_PACKAGES = ("snowflake", "sqlalchemy_bigquery", "trino")
-
-
-def _import_the_dialects_and_forget_their_sql_functions() -> None:
-    """Import the three dialects, then drop the SQL functions they register in SQLAlchemy's global
-    registry for every engine (sqlalchemy-bigquery's `unnest` takes one argument only: left there,
-    `sa.func.unnest(a, b)` in `bulk.set_by_key` raises on PostgreSQL in this test process; trino's
-    `lead`, `lag`, `first_value` ... compile their own way on every engine). The night never imports
-    these packages unless its warehouse URL names one; nothing here uses those functions."""
-    import snowflake.sqlalchemy.snowdialect  # noqa: F401
-    import sqlalchemy_bigquery  # noqa: F401
-    import trino.sqlalchemy.dialect  # noqa: F401
-    from sqlalchemy.sql import functions
-
-    for registry in functions._registry.values():
-        for name, registered in list(registry.items()):
-            if registered.__module__.split(".")[0] in THEIR_PACKAGES:
-                del registry[name]
-
-
-_import_the_dialects_and_forget_their_sql_functions()
-
-
 def dialect(engine: str) -> Dialect:
     """The engine's dialect as create_engine would make it: its DB-API's paramstyle and all."""
     if engine == "snowflake":
@@ -140,6 +117,8 @@ class _Answer:
 
     def scalars(self) -> Iterator[Any]:
         return iter(())
+
+    rowcount = 0
 
     def one(self) -> _Row:
         names = [c.key for c in self._statement.selected_columns]
@@ -417,15 +396,22 @@ def test_bytewise_is_the_column_itself_there(engine: str) -> None:
     assert isinstance(selected, exp.Column) and selected.name == "k"
 
 
-def test_the_dialect_packages_leave_the_other_engines_sql_functions_alone() -> None:
+def test_set_by_key_builds_on_postgresql_with_the_dialect_packages_imported() -> None:
+    """Importing sqlalchemy-bigquery (great_expectations does, wherever it is installed) registers
+    an `unnest` of one argument for every engine; bulk.set_by_key's PostgreSQL UPDATE ... FROM
+    unnest(a, b) must not go through that registry."""
+    import sqlalchemy_bigquery  # noqa: F401
     from sqlalchemy.dialects import postgresql
-    from sqlalchemy.sql import functions
 
-    registered = [c for r in functions._registry.values() for c in r.values()]
-    assert not [c for c in registered if c.__module__.split(".")[0] in THEIR_PACKAGES]
-    arrays = [sa.literal([1], postgresql.ARRAY(sa.Integer())), sa.literal(["a"], postgresql.ARRAY(sa.String()))]
-    unnest = sa.func.unnest(*arrays).table_valued("k", "v")  # bulk.set_by_key's PostgreSQL form
-    assert "unnest(" in str(sa.select(unnest.c.k).compile(dialect=postgresql.dialect()))
+    from campaign_orchestrator.warehouse.bulk import set_by_key
+    from campaign_orchestrator.warehouse.tables import delivery_batches
+
+    with pytest.raises(TypeError, match="single argument"):  # the registry as the package leaves it
+        sa.func.unnest(sa.literal([1]), sa.literal([2]))
+    recorder = Recorder(postgresql.dialect())
+    set_by_key(recorder.connection(), delivery_batches, "batch_id", [("b1", "sent"), ("b2", "failed")], ["state"])
+    (update,) = recorder.statements
+    assert "FROM unnest(" in str(update.compile(dialect=postgresql.dialect()))
 
 
 def test_an_engine_without_a_spelling_refuses_to_compile_and_str_still_reads() -> None:
