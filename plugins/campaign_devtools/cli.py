@@ -201,9 +201,9 @@ def uplift_check(customers: int, runs: int, run_date: dt.date | None, workdir: P
     help="The night to trigger (default: the neighbour of today that the scheduler's own catch-up run does not take).",
 )
 def stack_test(workdir: Path, customers: int, run_date: dt.date | None) -> None:
-    """The docker-compose topology as local processes (CeleryExecutor on PostgreSQL and Redis):
-    trigger nightly_campaigns through the REST API, check what the provider got against the ledger
-    for every run Airflow started, stop everything."""
+    """The docker-compose topology as local processes (CeleryExecutor on PostgreSQL and Redis, two
+    workers): trigger nightly_campaigns through the REST API, SIGKILL one worker mid-delivery, check
+    what the provider got against the ledger for every run Airflow started, stop everything."""
     from campaign_devtools.local_stack import StackError, run_stack_test
 
     try:
@@ -216,9 +216,19 @@ def stack_test(workdir: Path, customers: int, run_date: dt.date | None) -> None:
         f"{c['duplicates']} duplicates" + (f", {c['stale']} stale: the night ran after its date" if c["stale"] else "")
         for night, c in result["nights"].items()
     )
+    killed = result["killed"]
+    tries = "; ".join(
+        f"shard {shard}: " + ", ".join(f"try {t['try']} on {t['worker']} {t['state']}" for t in shard_tries)
+        for shard, shard_tries in result["deliver_tries"].items()
+    )
     click.echo(
         f"stack test passed in {result['seconds']}s: runs {result['runs']}; {len(result['tasks'])} task instances "
-        f"of the triggered run on the Celery worker; {result['provider_sent']} messages to the provider "
+        f"of the triggered run; Celery workloads per worker {result['celery_workloads']}; "
+        f"{killed['worker']} killed with SIGKILL ({killed['pids']} processes) while running deliver "
+        f"{[s for _r, s in killed['shards']]} after {killed['requests_before']} provider requests; "
+        f"deliver tries of {killed['shards'][0][0]}: {tries}; {sim['idempotent_replays']} request(s) "
+        "of the dead worker's unrecorded batches sent again under their keys and not delivered twice; "
+        f"{result['provider_sent']} messages to the provider "
         f"(simulator: {sim['recipients']} recipients), {result['inapp_rows']} in-app rows; per night: {nights}; "
         f"the inbox served a targeted customer's message ({result['inbox_feed_items']} items in the feed); "
         "every process stopped"

@@ -32,9 +32,11 @@ class DemoError(RuntimeError):
 
 
 @contextmanager
-def provider_simulator(workdir: Path, api_key: str, faults: dict[str, Any] | None = None) -> Iterator[str]:
-    """A simulator process on a free port (with `faults`, see provider_sim.Faults); yields its base
-    URL and stops it afterwards."""
+def provider_simulator(
+    workdir: Path, api_key: str, faults: dict[str, Any] | None = None, idempotency: str = "ignore"
+) -> Iterator[str]:
+    """A simulator process on a free port (with `faults`, see provider_sim.Faults; `idempotency`
+    honour or ignore, as `--idempotency`); yields its base URL and stops it afterwards."""
     port_file = workdir / "sim.port"
     port_file.unlink(missing_ok=True)
     env = {**os.environ, "PROVIDER_SIM_API_KEY": api_key}
@@ -51,6 +53,8 @@ def provider_simulator(workdir: Path, api_key: str, faults: dict[str, Any] | Non
             str(port_file),
             "--faults",
             json.dumps(faults or {}),
+            "--idempotency",
+            idempotency,
         ],
         env=env,
         stdout=log,

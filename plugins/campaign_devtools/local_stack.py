@@ -1,11 +1,12 @@
 """`make stack-test`: the docker-compose topology run as local processes, end to end.
 
 PostgreSQL (Airflow's metadata and the warehouse as two separate databases) and Redis are the
-machine's own; this starts Airflow's api-server, scheduler, dag-processor and a Celery worker
-(CeleryExecutor) plus the provider simulator, triggers `nightly_campaigns` for a date through
-Airflow's REST API (a JWT from `/auth/token`), waits for the run, checks that the simulator got
-exactly the messages the warehouse says were sent, and stops everything it started by process
-group. The names below are what docker-compose.yml must also define (a test checks it).
+machine's own; this starts Airflow's api-server, scheduler, dag-processor and two Celery workers
+(CeleryExecutor, `stack_workers`) plus the provider simulator, triggers `nightly_campaigns` for a
+date through Airflow's REST API (a JWT from `/auth/token`), kills one worker with SIGKILL while the
+night is delivering, waits for the runs, checks that the shards ran on both workers and that the
+simulator got exactly the messages the warehouse says were sent, and stops everything it started
+by process group. The names below are what docker-compose.yml must also define (a test checks it).
 
 Unpausing a DAG makes the scheduler start the run of its latest interval (`catchup=False` still
 does that): before 02:00 UTC that is yesterday's night, after it today's. The test accounts for
@@ -33,6 +34,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from campaign_devtools.stack_workers import (
+    HEARTBEAT_TIMEOUT_S,
+    SEND_LATENCY_MS,
+    WORKERS,
+    check_spread,
+    deliver_tries,
+    stack_marketing,
+    wait_and_kill,
+    worker_args,
+    worker_env,
+)
 
 # docker-compose.yml services, volumes and variables this runner stands in for.
 COMPOSE_SERVICES = (
@@ -91,6 +104,7 @@ class Stack:
     redis_db: int = 11
     suffix: str = field(default_factory=lambda: secrets.token_hex(3))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    killed: set[str] = field(default_factory=set)  # killed on purpose: their exit is not a failure
 
     @property
     def metadata_db(self) -> str:
@@ -137,6 +151,9 @@ class Stack:
                 "CAMPAIGNS_SOURCES_DIR": str(self.workdir / "sources"),
                 "CAMPAIGNS_REPORTS_DIR": str(self.workdir / "reports"),
                 "CAMPAIGNS_ARCHIVE_DIR": str(self.workdir / "archive"),
+                "CAMPAIGNS_CONFIG_DIR": str(self.workdir / "marketing"),
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             }
         )
         return env
@@ -201,7 +218,7 @@ class Stack:
 
     def check_alive(self) -> None:
         for name, proc in self.processes.items():
-            if proc.poll() is not None:
+            if proc.poll() is not None and name not in self.killed:
                 tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-30:]
                 raise StackError(f"{name} exited with {proc.returncode}:\n" + "\n".join(tail))
 
@@ -281,7 +298,9 @@ def run_stack_test(
     stack.create_databases()
     try:
         generate(workdir / "sources", customers=customers, as_of=as_of)
-        with provider_simulator(workdir, api_key, {"rate_limit": 10**9}) as provider:
+        stack_marketing(stack.project, workdir / "marketing")
+        faults = {"rate_limit": 10**9, "latency_ms": SEND_LATENCY_MS}
+        with provider_simulator(workdir, api_key, faults, idempotency="honour") as provider:
             api_port = _free_port()
             env = stack.env(api_port, provider, api_key, password_file)
             with _stage("airflow db migrate"):
@@ -302,9 +321,12 @@ def run_stack_test(
                     stderr=subprocess.STDOUT,
                     timeout=300,
                 )
-            with _stage("api-server, scheduler, dag-processor, celery worker up"):
+            with _stage("api-server, scheduler, dag-processor, two celery workers up"):
                 for name, args in AIRFLOW_PROCESSES.items():
-                    stack.start(name, args, env)
+                    if name != "airflow-worker":
+                        stack.start(name, args, env)
+                for name in WORKERS:
+                    stack.start(name, worker_args(name), worker_env(env, name, _free_port()))
                 base = f"http://127.0.0.1:{api_port}"
 
                 def healthy() -> bool:
@@ -323,6 +345,16 @@ def run_stack_test(
                     json={"dag_run_id": run_id, "logical_date": f"{run_date.isoformat()}T00:00:00Z", "conf": {}},
                 )
 
+            with _stage(f"SIGKILL {WORKERS[1]} mid-delivery"):
+
+                def requests_so_far() -> int:
+                    return int(requests.get(f"{provider}/_sim/stats", timeout=5).json()["requests"])
+
+                victim = stack.processes[WORKERS[1]].pid
+                stack.killed.add(WORKERS[1])
+                result["killed"] = wait_and_kill(api.call, DAG_ID, victim, requests_so_far, stack.check_alive)
+            with _stage("every DAG run finished"):
+
                 def finished() -> str | None:
                     state = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
                     return str(state) if state in ("success", "failed") else None
@@ -336,6 +368,8 @@ def run_stack_test(
                 # Every run Airflow started: the triggered one and the scheduler's own catch-up run.
                 runs = _wait("every DAG run", all_finished, 600, stack, every=3)
             result["runs"] = {r["dag_run_id"]: r["state"] for r in runs}
+            sending_run = result["killed"]["shards"][0][0]
+            result["deliver_tries"] = deliver_tries(api.call, DAG_ID, sending_run)
             tasks = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 200})
             result["tasks"] = {
                 f"{t['task_id']}[{t['map_index']}]" if t["map_index"] >= 0 else t["task_id"]: t["state"]
@@ -354,12 +388,15 @@ def run_stack_test(
             result.update(check_inbox(stack, env))
         with _stage("console shows the night's sizes, funnels and calendar"):
             result.update(check_console(stack, env))
-        worker_log = (workdir / "logs" / "airflow-worker.log").read_text(errors="replace")
-        result["celery_workloads"] = worker_log.count("Executing workload in Celery")
+        result["celery_workloads"] = {
+            name: (workdir / "logs" / f"{name}.log").read_text(errors="replace").count("Executing workload in Celery")
+            for name in WORKERS
+        }
         problems = list(result.pop("problems"))
-        if result["celery_workloads"] < len(result["tasks"]):
+        problems += check_spread(result["deliver_tries"], result["killed"], int(result["simulator"]["requests"]))
+        if sum(result["celery_workloads"].values()) < len(result["tasks"]):
             problems.append(
-                f"the Celery worker ran {result['celery_workloads']} workloads for {len(result['tasks'])} tasks"
+                f"the Celery workers ran {result['celery_workloads']} workloads for {len(result['tasks'])} tasks"
             )
         if problems:
             raise StackError("; ".join(problems))
