@@ -1,8 +1,9 @@
 """`campaigns bench`: the whole pipeline on N customers, timed per stage, with a floor where we have one.
 
-A benchmark, not a test: it asserts nothing. Each stage reports wall time, rows, rows per
-second and the peak resident memory seen while it ran (sampled). A floor is the same work done
-the most direct way in the same run (e.g. the raw bulk load of the same files without any
+A benchmark, not a test: it asserts nothing. Each stage runs as the DAG's tasks do, each task in
+a fresh process (`task_process`), and reports wall time, rows, rows per second and the peak
+resident memory of its largest task process (the kernel's high-water mark), naming that task.
+A floor is the same work done the most direct way in the same run (e.g. the raw bulk load of the same files without any
 contract), so a result reads as "x times the floor" whatever the machine's speed today.
 """
 
@@ -10,19 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gc
 import json
 import os
 import platform
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 import campaign_orchestrator.run as pipeline
 from campaign_devtools.bench.floors import (
@@ -32,75 +28,62 @@ from campaign_devtools.bench.floors import (
     segments_floor,
     targets_floor,
 )
+from campaign_devtools.bench.task_process import Overrides, run_task, run_tasks
 from campaign_devtools.demo import provider_simulator
 from campaign_devtools.demo_data import generate
 from campaign_orchestrator.connections import ProviderEndpoint
 from campaign_orchestrator.warehouse.engine import create_warehouse_engine, drop_schema, normalise_url
 
 STAGES = ("import", "segments", "targets", "render", "deliver")
+OVERRIDES = Overrides()  # the provider's budget lifted: the bench measures our own cost
+LIFTED = Overrides(caps_lifted=True)  # render and deliver keep every eligible message
 UNLIMITED = {"rate_limit": 10**9}  # simulator faults: none, not even Braze's rate limit
 
 
-class PeakRss:
-    """Samples this process's resident memory in a thread; `peak_mb` is the maximum since `reset`."""
-
-    def __init__(self, interval_s: float = 0.02) -> None:
-        self.proc = psutil.Process()
-        self.interval = interval_s
-        self.peak = 0
-        self._services: dict[int, bool] = {}  # pid -> is a separate service (the provider simulator)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _tree_rss(self) -> int:
-        """This process and its children (validation workers), but not the provider simulator."""
-        total = self.proc.memory_info().rss
-        for child in self.proc.children(recursive=True):
-            try:
-                if child.pid not in self._services:
-                    self._services[child.pid] = "provider-sim" in " ".join(child.cmdline())
-                if not self._services[child.pid]:
-                    total += child.memory_info().rss
-            except psutil.Error:
-                continue
-        return int(total)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._tree_rss())
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def reset(self) -> None:
-        self.peak = self._tree_rss()
-
-    @property
-    def peak_mb(self) -> float:
-        return round(max(self.peak, self._tree_rss()) / 2**20, 1)
-
-
-@contextmanager
-def _timed(results: dict[str, Any], name: str, rss: PeakRss) -> Iterator[dict[str, Any]]:
-    rss.reset()
-    out: dict[str, Any] = {"rows": 0}
-    t0 = time.perf_counter()
-    yield out
-    wall = time.perf_counter() - t0
-    rows = int(out["rows"])
+def _record(results: dict[str, Any], name: str, measured: dict[str, Any], rows: int) -> None:
+    """A stage's figures: its task processes' summed wall time, rows, and the largest task's peak."""
+    wall = float(measured["wall_s"])
     results[name] = {
-        "wall_s": round(wall, 3),
+        "wall_s": wall,
         "rows": rows,
         "rows_per_s": round(rows / wall) if wall > 0 else None,
-        "peak_rss_mb": rss.peak_mb,
-        "floor_s": out.get("floor_s"),
+        "peak_rss_mb": measured["peak_rss_mb"],
+        "peak_task": measured["peak_task"],
+        "tasks": measured["tasks"],
+        "floor_s": None,
     }
-    print(f"[bench] {name}: {rows} rows in {wall:.1f}s", flush=True)
+    print(
+        f"[bench] {name}: {rows} rows in {wall:.1f}s, peak {measured['peak_rss_mb']} MB ({measured['peak_task']})",
+        flush=True,
+    )
+
+
+def _import_tasks(config: pipeline.RunConfig, names: list[str], workers: int | None) -> dict[str, Any]:
+    """validate_source per source (`workers` at a time), then publish: the DAG's import tasks."""
+    calls = [("validate_source", (name,)) for name in names]
+    if workers and workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(lambda call: run_tasks(config, OVERRIDES, [call]), calls))
+        validated: dict[str, Any] = {
+            "details": [d for part in parts for d in part["details"]],
+            "wall_s": round(time.perf_counter() - t0, 3),  # side by side: elapsed, process starts included
+            "tasks": {k: v for part in parts for k, v in part["tasks"].items()},
+        }
+    else:
+        validated = run_tasks(config, OVERRIDES, calls)
+    published = run_task(config, OVERRIDES, "publish", validated["details"])
+    tasks = {**validated["tasks"], "publish": {"wall_s": published.wall_s, "peak_rss_mb": published.peak_rss_mb}}
+    worst = max(tasks, key=lambda t: tasks[t]["peak_rss_mb"])
+    return {
+        "detail": published.detail,
+        "wall_s": round(validated["wall_s"] + published.wall_s, 3),
+        "peak_rss_mb": tasks[worst]["peak_rss_mb"],
+        "peak_task": worst,
+        "tasks": tasks,
+    }
 
 
 def run_bench(
@@ -145,6 +128,7 @@ def run_bench(
         contracts_dir=repo / "data_contracts",
         sources_dir=sources,
         reports_dir=workdir / "reports",
+        archive_dir=workdir / "archive",  # its own: the default (./archive) is shared with anything run here
         run_id=f"bench__{run_date}",
     )
     run = pipeline.Run(config)
@@ -156,26 +140,27 @@ def run_bench(
     results: dict[str, Any] = {}
     api_key = secrets.token_urlsafe(16)
     # No limit on the simulator for the stages; deliver_at_limit sets one for its own measurement.
-    with PeakRss() as rss, provider_simulator(workdir, api_key, UNLIMITED) as base_url:
+    # Each stage runs as the DAG's tasks do, each task in a fresh process (task_process).
+    with provider_simulator(workdir, api_key, UNLIMITED) as base_url:
         resolve: Callable[[str], ProviderEndpoint] = lambda _conn_id: ProviderEndpoint(base_url, api_key)  # noqa: E731
         pipeline.validate_definitions(run)
-        with _timed(results, "import", rss) as out:
-            detail = pipeline.import_stage(run, workers=workers)
-            out["rows"] = detail["rows"]
+        run.engine.dispose()  # the task processes open their own connections
+        imported = _import_tasks(config, pipeline.source_names(run), workers)
+        _record(results, "import", imported, int(imported["detail"]["rows"]))
         floor = import_floor(warehouse_url, sources, config.contracts_dir, run.contracts, run_date)
         results["import"].update(floor_s=floor["floor_s"], floor_copy_s=floor["copy_s"], floor_gx_s=floor["gx_s"])
         if stages == ("import",):
             return _write(workdir, customers, warehouse_url, run_date, results)
-        with _timed(results, "segments", rss) as out:
-            out["rows"] = pipeline.segments_stage(run)["rows"]
+        measured = run_tasks(config, OVERRIDES, [("segments", ())])
+        _record(results, "segments", measured, int(measured["details"][0]["rows"]))
         floor = segments_floor(warehouse_url, run_date, repo / "sql" / "bench" / "segments_by_hand.sql")
         results["segments"].update(
             floor_s=floor["floor_s"], segments=floor["segments"], disagreements=floor["mismatches"]
         )
         if stages == ("import", "segments"):
             return _write(workdir, customers, warehouse_url, run_date, results)
-        with _timed(results, "targets", rss) as out:
-            out["rows"] = pipeline.targets_stage(run)["rows"]
+        measured = run_tasks(config, OVERRIDES, [("targets", ())])
+        _record(results, "targets", measured, int(measured["details"][0]["rows"]))
         floor = targets_floor(warehouse_url, run.definitions, run_date, repo / "sql" / "bench" / "targets_by_hand.sql")
         results["targets"].update(
             floor_s=floor["floor_s"], campaigns=floor["campaigns"], disagreements=floor["mismatches"]
@@ -189,22 +174,17 @@ def run_bench(
             run.definitions, settings=run.definitions.settings.model_copy(update={"caps": caps})
         )
         print(f"[bench] caps lifted: {pipeline.targets_stage(run)['rows']} messages to render", flush=True)
-        with _timed(results, "render", rss) as out:
-            out["rows"] = pipeline.render_stage(run)["rows"]
+        measured = run_tasks(config, LIFTED, [("render", ())])
+        _record(results, "render", measured, int(measured["details"][0]["rows"]))
         floor = render_floor(warehouse_url, run.definitions, run_date)
         results["render"].update(floor_s=floor["floor_s"], floor_messages=floor["messages"])
         results["render"]["throughput_vs_floor"] = round(floor["floor_s"] / results["render"]["wall_s"], 3)
         if stages[-1] == "render":
             return _write(workdir, customers, warehouse_url, run_date, results)
-        # Earlier stages leave millions of objects in this process that the cyclic GC would walk
-        # again and again while delivery allocates; a deliver task starts in a fresh process.
-        gc.collect()
-        gc.freeze()
-        with _timed(results, "deliver", rss) as out:
-            details = [
-                pipeline.deliver_stage(run, s, resolve, concurrent_shards=1) for s in pipeline.delivery_shards(run)
-            ]
-            out["rows"] = sum(d["rows"] for d in details)
+        shards = [("deliver", (s, base_url, api_key)) for s in pipeline.delivery_shards(run)]
+        measured = run_tasks(config, LIFTED, shards)
+        details = measured["details"]
+        _record(results, "deliver", measured, sum(int(d["rows"]) for d in details))
         ours = _sim(base_url, "stats")
         _sim(base_url, "reset")  # (faults too)
         _sim(base_url, "faults", UNLIMITED)
@@ -351,7 +331,8 @@ def _create_database_if_missing(url: str) -> None:
 def table(doc: dict[str, Any]) -> str:
     lines = [
         f"{doc['customers']:,} customers on {doc['dialect']}",
-        f"{'stage':<10}{'wall_s':>10}{'rows':>12}{'rows/s':>12}{'peak MB':>10}{'floor_s':>10}{'x floor':>9}",
+        f"{'stage':<10}{'wall_s':>10}{'rows':>12}{'rows/s':>12}{'peak MB':>10}{'floor_s':>10}{'x floor':>9}"
+        "  largest task",
     ]
     for name in STAGES:
         s = doc["stages"].get(name)
@@ -361,7 +342,7 @@ def table(doc: dict[str, Any]) -> str:
         ratio = f"{s['wall_s'] / floor:.1f}" if floor else "-"
         lines.append(
             f"{name:<10}{s['wall_s']:>10.2f}{s['rows']:>12,}{s['rows_per_s'] or 0:>12,}"
-            f"{s['peak_rss_mb']:>10}{floor if floor is not None else '-':>10}{ratio:>9}"
+            f"{s['peak_rss_mb']:>10}{floor if floor is not None else '-':>10}{ratio:>9}  {s.get('peak_task', '')}"
         )
     for name in ("render", "deliver"):
         share = doc["stages"].get(name, {}).get("throughput_vs_floor")
