@@ -9,8 +9,10 @@
 - Key churn for `replace` sources: the share of tonight's keys the live table does not hold, and
   of the live table's keys gone tonight, each within the band the contract sets.
 
-Invariant: memory stays flat per source (8-byte hashes per row, never the rows), and nothing here
-names a value that is not a key.
+Invariant: memory stays flat in rows: whole-source questions (repeats, churn) go through
+`HashSpill` (8-byte hashes per row on disk, answered a bucket at a time), never the rows; only the
+known customers' and seen event ids' hashes are held, 8 bytes each. Nothing here names a value
+that is not a key.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from campaign_orchestrator.ingest.contracts import Contract, ContractError
+from campaign_orchestrator.ingest.hash_spill import HashSpill
 from campaign_orchestrator.ingest.sources import SourceSpec
 from campaign_orchestrator.ingest.staging import ImportContext, StagedSource
 from campaign_orchestrator.warehouse.tables import customers
@@ -140,23 +143,18 @@ class Repeats:
 
 
 class RepeatCount:
-    """How many rows repeat an earlier row exactly, counted once at the end (8 bytes a row)."""
+    """How many rows repeat an earlier row exactly, counted once at the end (hashes on disk)."""
 
     def __init__(self) -> None:
-        self.parts: list[np.ndarray] = []
+        self.spill = HashSpill()
 
     def add(self, frame: pd.DataFrame) -> None:
         import pandas as pd
 
-        self.parts.append(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+        self.spill.add(pd.util.hash_pandas_object(frame, index=False).to_numpy())
 
     def total(self) -> int:
-        import numpy as np
-
-        if not self.parts:
-            return 0
-        hashes = np.concatenate(self.parts)
-        return int(len(hashes) - len(np.unique(hashes)))
+        return self.spill.repeats()
 
 
 @dataclass(frozen=True)
@@ -175,23 +173,17 @@ class KeyChurn:
         )
 
 
-def key_churn(engine: Engine, table: sa.Table, key: list[str], tonight: np.ndarray) -> KeyChurn | None:
+def key_churn(engine: Engine, table: sa.Table, key: list[str], tonight: HashSpill) -> KeyChurn | None:
     """New and gone keys (hashes of the key as text); None when the table is empty (a first night)."""
-    import numpy as np
     import pandas as pd
 
-    with engine.connect() as conn:
-        parts = [
-            hashes_of(chunk[key])
-            for chunk in pd.read_sql(sa.select(*(table.c[k] for k in key)), conn, chunksize=READ_CHUNK)
-        ]
-    before = np.unique(np.concatenate(parts)) if parts else np.array([], dtype=np.uint64)
-    if not len(before):
-        return None
-    now = np.unique(tonight)
-    new = int(len(now) - np.isin(now, before, assume_unique=True).sum())
-    gone = int(len(before) - np.isin(before, now, assume_unique=True).sum())
-    return KeyChurn(new=new, gone=gone, tonight=len(now), before=len(before))
+    with HashSpill() as before, engine.connect() as conn:
+        for chunk in pd.read_sql(sa.select(*(table.c[k] for k in key)), conn, chunksize=READ_CHUNK):
+            before.add(hashes_of(chunk[key]))
+        if not before.count:
+            return None
+        new, gone, now, earlier = tonight.churn(before)
+    return KeyChurn(new=new, gone=gone, tonight=now, before=earlier)
 
 
 def check_key_churn(contract: Contract, source: str, file: str, churn: KeyChurn) -> None:
@@ -228,7 +220,7 @@ class RowChecks:
         )
         self.event_ids = Repeats() if family == "events" and "event_id" in contract.columns else None
         self.exact = RepeatCount() if family == "events" and self.event_ids is None else None
-        self.churn_keys: list[np.ndarray] = []
+        self.churn_keys = HashSpill()
         self.track_churn = bool(contract.key) and contract.key_churn is not None and staged.mode == "replace"
 
     def check(self, chunk: pd.DataFrame, checked: Any) -> pd.DataFrame:
@@ -248,8 +240,14 @@ class RowChecks:
             self.exact.add(good)
         if self.track_churn:  # the export's keys as written, valid rows or not: churn is about ids
             keys = chunk[self.contract.key].astype("string").apply(lambda column: column.str.strip())
-            self.churn_keys.append(hashes_of(keys[keys.notna().all(axis=1) & (keys != "").all(axis=1)]))
+            self.churn_keys.add(hashes_of(keys[keys.notna().all(axis=1) & (keys != "").all(axis=1)]))
         return good
+
+    def close(self) -> None:
+        """Remove the spilled hashes."""
+        self.churn_keys.close()
+        if self.exact is not None:
+            self.exact.spill.close()
 
     def finish(self) -> None:
         """Say what was counted rather than rejected: in the staged source and the task log."""

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-if TYPE_CHECKING:
-    import numpy as np
-
 from campaign_orchestrator.ingest.contracts import Contract, ContractError
+from campaign_orchestrator.ingest.hash_spill import HashSpill
 from campaign_orchestrator.ingest.staging import ImportContext, StagedSource
 from campaign_orchestrator.warehouse.tables import import_log
 
@@ -32,28 +29,24 @@ def _last_accepted_rows(engine: Engine, source: str, run_date: dt.date) -> int |
 
 
 def table_rules(
-    engine: Engine, ctx: ImportContext, source: str, contract: Contract, staged: StagedSource, keys: list[np.ndarray]
+    engine: Engine, ctx: ImportContext, source: str, contract: Contract, staged: StagedSource, keys: HashSpill
 ) -> None:
-    import numpy as np
-    import pandas as pd
-
     file = staged.file
     if staged.rows_read == 0:
         if staged.mode == "replace":  # the table would become empty: never what a night means
             raise ContractError(source, file, "file_not_empty", None, "the file has a header but no data rows")
         return  # an increment with nothing new is a normal night
-    if keys:
+    if keys.count:
         # 64-bit key hashes: a false duplicate needs a collision, about 1 in 10^6 for 5M keys.
-        hashes = pd.Series(np.concatenate(keys))
-        duplicated = hashes.duplicated(keep=False)
-        if duplicated.any():
-            shown = ", ".join(_duplicate_keys(Path(staged.validated_path), contract.key))
+        duplicates = keys.duplicates()
+        if duplicates.rows:
+            shown = ", ".join(_duplicate_keys(Path(staged.validated_path), contract.key, duplicates.sample))
             raise ContractError(
                 source,
                 file,
                 "unique_key",
                 ",".join(contract.key),
-                f"{int(duplicated.sum())} rows share {hashes[duplicated].nunique()} key value(s), e.g. {shown}",
+                f"{duplicates.rows} rows share {duplicates.distinct} key value(s), e.g. {shown}",
             )
     share = staged.rows_quarantined / staged.rows_read
     if share > contract.max_quarantine_share:
@@ -81,19 +74,16 @@ def table_rules(
             staged.warnings.append(f"row_count_band accepted by the operator: {detail}")
 
 
-def _duplicate_keys(validated: Path, key: list[str], limit: int = 10) -> list[str]:
-    """Up to `limit` duplicated keys, read back from the staged file in two streaming passes (8 bytes
-    a row, as the check itself): only run once the rule broke."""
+def _duplicate_keys(validated: Path, key: list[str], sample: list[int]) -> list[str]:
+    """The keys of the duplicated hashes in `sample`, read back from the staged file in one
+    streaming pass: only run once the rule broke."""
     import numpy as np
     import pandas as pd
 
-    def chunks() -> Any:
-        return pd.read_csv(validated, usecols=key, dtype=str, keep_default_na=False, chunksize=200_000)
-
-    hashes = pd.Series(np.concatenate([pd.util.hash_pandas_object(c[key], index=False).to_numpy() for c in chunks()]))
-    wanted = set(hashes[hashes.duplicated()].unique()[:limit].tolist())
+    wanted = set(sample)
     found: dict[int, str] = {}
-    for chunk in chunks():
+    chunks = pd.read_csv(validated, usecols=key, dtype=str, keep_default_na=False, chunksize=200_000)
+    for chunk in chunks:
         chunk_hashes = pd.util.hash_pandas_object(chunk[key], index=False).to_numpy()
         hit = np.isin(chunk_hashes, list(wanted))
         rows = chunk.loc[hit, key].itertuples(index=False)

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:  # imported where rows are read: the package is imported by light commands too
-    import numpy as np
     import pandas as pd
 
 from campaign_orchestrator.clock import utcnow
 from campaign_orchestrator.ingest.contracts import Contract, ContractError
+from campaign_orchestrator.ingest.hash_spill import HashSpill
 from campaign_orchestrator.ingest.integrity import RowChecks, check_key_churn, key_churn
 from campaign_orchestrator.ingest.sources import (
     ArchiveWriter,
@@ -97,7 +97,6 @@ def _validate_into(
     folder: Path,
     staged: StagedSource,
 ) -> None:
-    import numpy as np
     import pandas as pd
 
     table = target_table(source, contract)
@@ -110,51 +109,55 @@ def _validate_into(
     validated.parent.mkdir(parents=True, exist_ok=True)
     staged.validated_path = str(validated)
     bad_lines = BadLines()
-    keys: list[np.ndarray] = []
     sql_archive = ArchiveWriter(ctx.archive_dir / "raw" / f"{safe_name}.csv") if spec.format == "sql" else None
     rejected = Quarantine(engine, ctx.run_date, source, file_name)
     first = True
     writer = CanonicalWriter(validated, contract, names, extra_columns(source, table, ctx.run_date))
     rows = RowChecks(engine, ctx, source, contract, folder, staged)
-    erased = _tombstones(engine, ctx, source, folder, staged)
+    keys = HashSpill()  # the contract key's hashes, for the unique-key rule
     try:
-        for chunk in read_chunks(spec, folder, ctx.run_date, bad_lines, ctx.resolve_url):
-            if first and spec.format != "csv":
-                contract.check_header([str(c) for c in chunk.columns], file_name)
-                _note_undeclared(contract, [str(c) for c in chunk.columns], staged)
-            chunk = _without_erased(chunk, erased, staged)
-            if sql_archive is not None:
-                sql_archive.write(chunk)
-            staged.rows_read += len(chunk)
-            checked = contract.validate_chunk(chunk, file_name, ctx.parameters, lengths)
-            good = rows.check(chunk, checked)
-            rejected.add([(idx + 1, broken, raw) for idx, broken, raw in checked.quarantined])
-            if contract.key:
-                # 8 bytes per row instead of the key text: memory stays flat on big files.
-                keys.append(pd.util.hash_pandas_object(good[contract.key], index=False).to_numpy())
-            writer.write(good)
-            staged.rows_loaded += len(good)
-            first = False
+        erased = _tombstones(engine, ctx, source, folder, staged)
+        try:
+            for chunk in read_chunks(spec, folder, ctx.run_date, bad_lines, ctx.resolve_url):
+                if first and spec.format != "csv":
+                    contract.check_header([str(c) for c in chunk.columns], file_name)
+                    _note_undeclared(contract, [str(c) for c in chunk.columns], staged)
+                chunk = _without_erased(chunk, erased, staged)
+                if sql_archive is not None:
+                    sql_archive.write(chunk)
+                staged.rows_read += len(chunk)
+                checked = contract.validate_chunk(chunk, file_name, ctx.parameters, lengths)
+                good = rows.check(chunk, checked)
+                rejected.add([(idx + 1, broken, raw) for idx, broken, raw in checked.quarantined])
+                if contract.key:
+                    # 8 bytes per row instead of the key text: memory stays flat on big files.
+                    keys.add(pd.util.hash_pandas_object(good[contract.key], index=False).to_numpy())
+                writer.write(good)
+                staged.rows_loaded += len(good)
+                first = False
+        finally:
+            writer.close()
+        rows.finish()
+        if sql_archive is not None:
+            sql_archive.close()
+            staged.archived_as = str(sql_archive.target)
+        drop_erased_rows(erased, bad_lines, spec, staged, folder, ctx)
+        rejected.add([(number, [why], {"_line": text}) for number, why, text in bad_lines.rows])
+        staged.rows_read += len(bad_lines.rows)
+        rejected.flush()
+        staged.quarantined_by_rule = dict(rejected.rules.most_common())
+        staged.rows_quarantined = staged.rows_read - staged.rows_loaded
+        table_rules(engine, ctx, source, contract, staged, keys)
+        if rows.churn_keys.count and staged.mode == "replace" and source in SOURCE_TABLES:
+            churn = key_churn(engine, table, contract.key, rows.churn_keys)
+            if churn is not None:
+                check_key_churn(contract, source, file_name, churn)
+                if churn.new or churn.gone:
+                    staged.warnings.append(f"key churn: {churn.describe()}")
+                    log.info("source %r, file %s: key churn: %s", source, file_name, churn.describe())
     finally:
-        writer.close()
-    rows.finish()
-    if sql_archive is not None:
-        sql_archive.close()
-        staged.archived_as = str(sql_archive.target)
-    drop_erased_rows(erased, bad_lines, spec, staged, folder, ctx)
-    rejected.add([(number, [why], {"_line": text}) for number, why, text in bad_lines.rows])
-    staged.rows_read += len(bad_lines.rows)
-    rejected.flush()
-    staged.quarantined_by_rule = dict(rejected.rules.most_common())
-    staged.rows_quarantined = staged.rows_read - staged.rows_loaded
-    table_rules(engine, ctx, source, contract, staged, keys)
-    if rows.churn_keys and staged.mode == "replace" and source in SOURCE_TABLES:
-        churn = key_churn(engine, table, contract.key, np.concatenate(rows.churn_keys))
-        if churn is not None:
-            check_key_churn(contract, source, file_name, churn)
-            if churn.new or churn.gone:
-                staged.warnings.append(f"key churn: {churn.describe()}")
-                log.info("source %r, file %s: key churn: %s", source, file_name, churn.describe())
+        keys.close()
+        rows.close()
 
 
 def _tombstones(
