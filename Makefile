@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/campaigns-dev bench --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),)
+	$(BIN)/campaigns-dev bench --customers $(CUSTOMERS) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE),) $(BENCH_ARGS)
 
 bench-inbox: $(STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk) || \
