@@ -78,16 +78,45 @@ def _iso(ts: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(ts.astype("datetime64[s]"), unit="s")
 
 
+FILES = (
+    "customers.csv",
+    "app_installs.csv",
+    "preferences.csv",
+    "events.csv",
+    "suppressions.csv",
+    "lists/beta_testers.csv",
+)
+PART = 1_000_000  # customers generated (and held in memory) at a time
+
+
 def generate(
     out_dir: Path, customers: int = 20_000, seed: int = 7, as_of: dt.date | None = None, bad_rows: int = 0
 ) -> DemoDataSummary:
-    """Write customers, app_installs, preferences, events and suppressions CSVs into out_dir."""
+    """Write customers, app_installs, preferences, events and suppressions CSVs into out_dir.
+
+    Past a million customers the data is made a million at a time and appended, so memory stays
+    that of one part (10M at once needed over 22 GB): the first part is exactly the 1M data set,
+    each later one drawn from its own seed; within a file rows are sorted per part."""
     as_of = as_of or dt.date.today()
-    rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = customers
-    ids = np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+    (out_dir / "lists").mkdir(exist_ok=True)
     end = np.datetime64(as_of.isoformat(), "s")  # midnight UTC of the run date: the export cut-off
+    totals = np.zeros(4, dtype=np.int64)
+    for part, start in enumerate(range(0, customers, PART)):
+        rng = np.random.default_rng(seed if part == 0 else [seed, part])
+        n = min(PART, customers - start)
+        ids = np.char.add("C", np.char.zfill(np.arange(start + 1, start + n + 1).astype(str), 7))
+        frames = _part(rng, ids, end, bad_rows if part == 0 else 0)
+        for name, frame in zip(FILES, frames, strict=True):
+            frame.to_csv(out_dir / name, index=False, mode="w" if part == 0 else "a", header=part == 0)
+        totals += [len(frames[1]), len(frames[2]), len(frames[3]), len(frames[4])]
+    installs, prefs, events, sup = (int(t) for t in totals)
+    return DemoDataSummary(out_dir, customers, installs, prefs, events, sup, bad_rows)
+
+
+def _part(rng: np.random.Generator, ids: np.ndarray, end: np.datetime64, bad_rows: int) -> list[pd.DataFrame]:
+    """One part's files, in FILES order."""
+    n = len(ids)
 
     weights = np.array([m[4] for m in MARKETS])
     market = rng.choice(len(MARKETS), size=n, p=weights / weights.sum())
@@ -213,12 +242,4 @@ def generate(
         profiles.loc[bad_at[half:], "lifetime_value"] = "n/a"
 
     beta = pd.DataFrame({"customer_id": ids[rng.random(n) < 0.02]})
-    (out_dir / "lists").mkdir(exist_ok=True)
-    beta.to_csv(out_dir / "lists" / "beta_testers.csv", index=False)
-
-    profiles.to_csv(out_dir / "customers.csv", index=False)
-    installs.to_csv(out_dir / "app_installs.csv", index=False)
-    prefs.to_csv(out_dir / "preferences.csv", index=False)
-    events.to_csv(out_dir / "events.csv", index=False)
-    sup.to_csv(out_dir / "suppressions.csv", index=False)
-    return DemoDataSummary(out_dir, n, len(installs), len(prefs), len(events), len(sup), bad_rows)
+    return [profiles, installs, prefs, events, sup, beta]

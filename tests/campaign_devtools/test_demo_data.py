@@ -41,3 +41,21 @@ def test_bad_rows_are_broken_on_purpose(tmp_path):
     generate(tmp_path, customers=200, as_of=AS_OF, bad_rows=4)
     profiles = pd.read_csv(tmp_path / "customers.csv", dtype=str, keep_default_na=False)
     assert (profiles["tier"] == "diamond").sum() == 2 and (profiles["lifetime_value"] == "n/a").sum() == 2
+
+
+def test_past_one_part_the_data_is_appended_part_by_part_and_begins_with_the_smaller_set(tmp_path, monkeypatch):
+    import campaign_devtools.demo_data as demo_data
+
+    monkeypatch.setattr(demo_data, "PART", 2000)
+    day = dt.date(2026, 11, 22)
+    small = demo_data.generate(tmp_path / "small", customers=2000, as_of=day)
+    big = demo_data.generate(tmp_path / "big", customers=5000, as_of=day)
+
+    profiles = pd.read_csv(tmp_path / "big" / "customers.csv", dtype=str)
+    assert profiles["customer_id"].is_unique and len(profiles) == 5000
+    assert profiles["customer_id"].iloc[-1] == "C0005000"
+    first = pd.read_csv(tmp_path / "small" / "customers.csv", dtype=str)
+    pd.testing.assert_frame_equal(profiles.iloc[:2000], first)  # part 0 is the 2,000 set
+    events = pd.read_csv(tmp_path / "big" / "events.csv", dtype=str)
+    assert len(events) == big.events > small.events * 2
+    assert set(events["customer_id"]) <= set(profiles["customer_id"])
