@@ -11,9 +11,9 @@ from campaign_orchestrator.segments.compile import Inline
 from campaign_orchestrator.segments.memberships import estimate
 from campaign_orchestrator.segments.sizes import SizeCache, rule_sizes, top_level_blocks
 from campaign_orchestrator.warehouse.tables import import_log
-from tests.campaign_orchestrator.segments.test_memberships import BASE, LIFECYCLES, RULES, RUN, loaded, vocab_for
+from tests.campaign_orchestrator.segments.rule_examples import BASE, LIFECYCLES, RULES, RUN, loaded, vocab_for
 
-__all__ = ["loaded"]  # the fixture, shared with test_memberships
+__all__ = ["loaded"]  # the fixture, from rule_examples
 
 INLINE_LIFECYCLES = {lc.id: lc.stages for lc in LIFECYCLES}
 OTHERWISE = {lc.id: lc.otherwise for lc in LIFECYCLES}

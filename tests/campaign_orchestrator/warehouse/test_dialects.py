@@ -225,7 +225,7 @@ def test_the_membership_statements_of_every_kind_of_rule_parse(engine: str, wind
     """Beyond the shipped rules: every node kind and operator of the rule language, as the
     membership tests' catalogue has them (all, any, not, segment, stage, list, app, bucket, each
     attribute and event operator, every aggregate, first/last and their values)."""
-    from tests.campaign_orchestrator.segments.test_memberships import BASE, LIFECYCLES, RULES, vocab_for
+    from tests.campaign_orchestrator.segments.rule_examples import BASE, LIFECYCLES, RULES, vocab_for
 
     rules = {**BASE, **RULES}
     statements = recorded(
