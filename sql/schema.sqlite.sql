@@ -152,6 +152,7 @@ CREATE TABLE delivery_batches (
 );
 
 CREATE INDEX ix_batches_claim ON delivery_batches (claim_id);
+CREATE INDEX ix_batches_claim_order ON delivery_batches (run_date, state, send_at, campaign_id, variant, batch_id, shard_key);
 CREATE INDEX ix_batches_claimable ON delivery_batches (run_date, state, shard_key);
 CREATE INDEX ix_batches_dispatch ON delivery_batches (dispatch_id);
 
